@@ -1,0 +1,96 @@
+/* ops.h — tensor operations on the device (internal). Models are written in
+ * terms of these, never of raw clEnqueue* calls. Each op returns a new
+ * contiguous f32 tensor from the engine's pool (or NULL with *error set);
+ * inputs may be views unless an op says otherwise.
+ *
+ * Shapes use tensor.h's order, innermost first: an NCHW image is
+ * [W, H, C, N]; a token sequence is [features, tokens, batch].
+ */
+#pragma once
+
+#include "tensor.h"
+
+/* ---- matrix products and convolution (ops-gemm.c, cl/gemm.cl, cl/conv.cl) */
+
+/* Uploads a linear layer's weight given as PyTorch stores it, [out][in]
+ * row-major floats, in the layout the GEMM kernel reads, with storage dtype
+ * f16 or f32. The result is only meant for sdcl_linear(). */
+SdclTensor *sdcl_linear_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
+                                    gint64 out_features, gint64 in_features, GError **error);
+
+/* y = x · Wᵀ + bias: x [in, rows...] f32, w from sdcl_linear_weight_new,
+ * bias [out] f32 or NULL; y [out, rows...]. */
+SdclTensor *sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                         GError **error);
+
+/* Batched product of activations: a [K, M, B], b [N, K, B] (or [K, N, B]
+ * when transpose_b), both f32; b's batch may be 1 (shared). Result [N, M, B]. */
+SdclTensor *sdcl_matmul (const SdclTensor *a, const SdclTensor *b, gboolean transpose_b,
+                         GError **error);
+
+/* Uploads a conv2d weight given as PyTorch stores it, [out][in][kh][kw]. */
+SdclTensor *sdcl_conv2d_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
+                                    gint64 out_channels, gint64 in_channels, gint64 kh,
+                                    gint64 kw, GError **error);
+
+/* x [W, H, Cin, N] f32, w from sdcl_conv2d_weight_new (1×1 or 3×3),
+ * bias [Cout] or NULL; zero padding `pad`, stride 1 or 2. */
+SdclTensor *sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                         gint stride, gint pad, GError **error);
+
+/* ---- normalisation (ops.c, cl/norm.cl) -------------------------------------- */
+
+/* x [W, H, C, N]; `groups` divides C; gamma, beta [C] or NULL. */
+SdclTensor *sdcl_group_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor *beta,
+                             gint groups, gfloat eps, gboolean fuse_silu, GError **error);
+/* Normalises over ne[0]; gamma, beta [ne0] or NULL. */
+SdclTensor *sdcl_layer_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor *beta,
+                             gfloat eps, GError **error);
+/* Softmax over ne[0]; a row of all -inf gives zeros. */
+SdclTensor *sdcl_softmax (const SdclTensor *x, GError **error);
+
+/* ---- attention (ops.c, cl/attention.cl) -------------------------------------- */
+
+/* Multi-head scaled dot-product attention. q [H·D, Sq, B], k and v
+ * [H·D, Skv, B]; head h uses features h·D .. h·D+D-1; scale 1/√D. Causal:
+ * query i sees keys 0..i. Never stores the score matrix. */
+SdclTensor *sdcl_attention (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v,
+                            gint heads, gboolean causal, GError **error);
+
+/* ---- elementwise (ops.c, cl/elementwise.cl) ---------------------------------- */
+
+typedef enum
+{
+  SDCL_UNARY_SILU,
+  SDCL_UNARY_GELU,         /* exact, with erf */
+  SDCL_UNARY_QUICK_GELU,   /* x·σ(1.702x), CLIP's */
+} SdclUnary;
+
+SdclTensor *sdcl_unary (const SdclTensor *x, SdclUnary op, GError **error);
+/* x [2F, ...] -> hidden·gelu(gate) [F, ...], hidden the first half of ne0. */
+SdclTensor *sdcl_geglu (const SdclTensor *x, GError **error);
+
+typedef enum
+{
+  SDCL_BINARY_ADD,
+  SDCL_BINARY_MUL,
+} SdclBinary;
+
+/* a op b, where each dimension of b is 1 or equal to a's (broadcast). */
+SdclTensor *sdcl_binary (const SdclTensor *a, const SdclTensor *b, SdclBinary op, GError **error);
+/* x · s + t */
+SdclTensor *sdcl_scale (const SdclTensor *x, gfloat s, gfloat t, GError **error);
+/* Nearest-neighbour 2× upsampling of [W, H, ...]. */
+SdclTensor *sdcl_upsample_nearest2x (const SdclTensor *x, GError **error);
+/* Concatenation along dimension `dim` (0..3); other dimensions equal. */
+SdclTensor *sdcl_concat (const SdclTensor *a, const SdclTensor *b, gint dim, GError **error);
+/* A contiguous copy of any view (also converts f16 to f32). */
+SdclTensor *sdcl_contiguous (const SdclTensor *x, GError **error);
+/* A view with dimensions reordered: result dim i is x's dim perm[i]. */
+SdclTensor *sdcl_permute (const SdclTensor *x, const gint perm[4], GError **error);
+
+/* Sinusoidal timestep embedding as diffusers' get_timestep_embedding():
+ * t [n] host values -> [dim, n]. */
+SdclTensor *sdcl_timestep_embedding (SdclEngine *engine, const gfloat *t, gint n, gint dim,
+                                     gboolean flip_sin_to_cos, gfloat downscale_freq_shift,
+                                     GError **error);

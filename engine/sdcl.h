@@ -1,0 +1,99 @@
+/* sdcl.h — public API of the sdcl engine: Stable-Diffusion-class models on
+ * any OpenCL device. The plug-in and the CLI include this header only; it
+ * pulls in no OpenCL, GIMP or GTK header.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Runtime: devices, programs, memory. */
+#define SDCL_RUNTIME_ERROR (sdcl_runtime_error_quark ())
+GQuark sdcl_runtime_error_quark (void);
+
+typedef enum
+{
+  SDCL_RUNTIME_ERROR_NO_DEVICE,      /* no OpenCL platform or no device matches */
+  SDCL_RUNTIME_ERROR_OPENCL,         /* an OpenCL call failed */
+  SDCL_RUNTIME_ERROR_BUILD,          /* a kernel program failed to compile */
+  SDCL_RUNTIME_ERROR_OUT_OF_MEMORY,  /* device memory exhausted or over the limits */
+} SdclRuntimeError;
+
+/* safetensors files. */
+#define SDCL_SAFETENSORS_ERROR (sdcl_safetensors_error_quark ())
+GQuark sdcl_safetensors_error_quark (void);
+
+typedef enum
+{
+  SDCL_SAFETENSORS_ERROR_IO,         /* cannot open, map or write the file */
+  SDCL_SAFETENSORS_ERROR_CORRUPT,    /* the file contradicts itself or is truncated */
+  SDCL_SAFETENSORS_ERROR_UNSUPPORTED,/* valid, but a dtype we do not handle */
+  SDCL_SAFETENSORS_ERROR_NOT_FOUND,  /* a requested tensor is absent */
+} SdclSafetensorsError;
+
+/* Tensor operations: shapes and arguments. */
+#define SDCL_OPS_ERROR (sdcl_ops_error_quark ())
+GQuark sdcl_ops_error_quark (void);
+
+typedef enum
+{
+  SDCL_OPS_ERROR_SHAPE,              /* operand shapes do not fit together */
+  SDCL_OPS_ERROR_DTYPE,              /* an operand has a dtype the op does not take */
+  SDCL_OPS_ERROR_ARGUMENT,           /* a parameter is out of range */
+} SdclOpsError;
+
+/* ---- devices and the engine --------------------------------------------- */
+
+typedef struct
+{
+  guint   platform_index;
+  guint   device_index;              /* index across all platforms, as `sdcl devices` lists it */
+  gchar  *platform_name;
+  gchar  *name;
+  gchar  *vendor;
+  gchar  *driver_version;
+  gchar  *opencl_c_version;
+  gboolean is_gpu;
+  guint64 global_mem_bytes;
+  guint64 max_alloc_bytes;
+  guint64 local_mem_bytes;
+  guint   compute_units;
+  gsize   max_work_group_size;
+  gboolean has_fp16;                 /* cl_khr_fp16: half arithmetic in kernels */
+  gboolean has_subgroups;
+} SdclDeviceInfo;
+
+void sdcl_device_info_free (SdclDeviceInfo *info);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclDeviceInfo, sdcl_device_info_free)
+
+/* Every OpenCL device on every platform, in the order `sdcl devices` shows.
+ * Returns an empty array (not an error) when there is no device. */
+GPtrArray *sdcl_list_devices (GError **error);
+
+typedef struct _SdclEngine SdclEngine;
+
+/* Opens a device: `spec` is NULL or "" (best device: a GPU before a CPU),
+ * a decimal index from sdcl_list_devices(), or a case-insensitive substring
+ * of the device or platform name. The environment variable SDCL_DEVICE,
+ * when set, takes precedence over `spec`. */
+SdclEngine *sdcl_engine_new (const gchar *spec, GError **error);
+void        sdcl_engine_free (SdclEngine *engine);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclEngine, sdcl_engine_free)
+
+const SdclDeviceInfo *sdcl_engine_device (SdclEngine *engine);
+
+/* Waits for all queued work; also flushes the kernel profile. */
+gboolean sdcl_engine_finish (SdclEngine *engine, GError **error);
+
+/* Device memory in use by this engine right now and at its peak, in bytes. */
+guint64 sdcl_engine_memory_in_use (SdclEngine *engine);
+guint64 sdcl_engine_memory_peak (SdclEngine *engine);
+void    sdcl_engine_reset_peak (SdclEngine *engine);
+
+/* Returns every pooled, currently unused activation buffer to the device. */
+void    sdcl_engine_trim (SdclEngine *engine);
+
+G_END_DECLS
