@@ -1,1 +1,121 @@
-/* elementwise.cl */
+/* elementwise.cl — copies between layouts, activations, broadcast
+ * arithmetic, nearest upsampling and the timestep embedding.
+ *
+ * Offsets and strides are in elements. Shapes are innermost first
+ * (ne0 contiguous), as in engine/tensor.h.
+ */
+
+/* dst[i0,i1,i2,i3] = src[...] for any strides on either side; one
+ * work-item per element of a (ne0, ne1, ne2*ne3) grid. */
+#define COPY_KERNEL(NAME, SRC_T, LOAD)                                        \
+kernel void NAME (global const SRC_T *src, ulong src_off,                    \
+                  long ss0, long ss1, long ss2, long ss3,                    \
+                  global float *dst, ulong dst_off,                          \
+                  long ds0, long ds1, long ds2, long ds3,                    \
+                  int ne0, int ne1, int ne2)                                 \
+{                                                                            \
+  const int i0 = get_global_id (0), i1 = get_global_id (1);                 \
+  const int i23 = get_global_id (2);                                         \
+  if (i0 >= ne0 || i1 >= ne1)                                                \
+    return;                                                                  \
+  const int i2 = i23 % ne2, i3 = i23 / ne2;                                  \
+  const long s = src_off + i0 * ss0 + i1 * ss1 + i2 * ss2 + i3 * ss3;        \
+  const long d = dst_off + i0 * ds0 + i1 * ds1 + i2 * ds2 + i3 * ds3;        \
+  dst[d] = LOAD;                                                             \
+}
+
+COPY_KERNEL (copy_f32, float, src[s])
+COPY_KERNEL (copy_f16, half, vload_half (0, src + s))
+
+/* ---- activations ---------------------------------------------------------- */
+
+inline float silu (float x)       { return x / (1.0f + exp (-x)); }
+inline float gelu (float x)       { return 0.5f * x * (1.0f + erf (x * 0.70710678118654752f)); }
+inline float quick_gelu (float x) { return x / (1.0f + exp (-1.702f * x)); }
+
+#define UNARY_KERNEL(NAME, F)                                                 \
+kernel void NAME (global const float *x, ulong x_off, global float *y,       \
+                  ulong y_off, long n)                                       \
+{                                                                            \
+  const long i = get_global_id (0);                                          \
+  if (i < n)                                                                 \
+    y[y_off + i] = F (x[x_off + i]);                                         \
+}
+
+UNARY_KERNEL (silu_f32, silu)
+UNARY_KERNEL (gelu_f32, gelu)
+UNARY_KERNEL (quick_gelu_f32, quick_gelu)
+
+/* GEGLU as diffusers: hidden, gate = x.chunk(2, -1); hidden * gelu(gate).
+ * x [2F, rows] -> y [F, rows]. */
+kernel void geglu_f32 (global const float *x, ulong x_off, global float *y, ulong y_off,
+                       int F, int rows)
+{
+  const int i = get_global_id (0), r = get_global_id (1);
+  if (i >= F || r >= rows)
+    return;
+  const global float *row = x + x_off + (long) r * 2 * F;
+  y[y_off + (long) r * F + i] = row[i] * gelu (row[F + i]);
+}
+
+/* y = a op b; a and y contiguous [ne0, ne1, ne2*ne3]; b indexed through
+ * strides that are 0 in broadcast dimensions. */
+#define BINARY_KERNEL(NAME, OP)                                               \
+kernel void NAME (global const float *a, ulong a_off,                        \
+                  global const float *b, ulong b_off,                        \
+                  long bs0, long bs1, long bs2, long bs3,                    \
+                  global float *y, ulong y_off, int ne0, int ne1, int ne2)   \
+{                                                                            \
+  const int i0 = get_global_id (0), i1 = get_global_id (1);                 \
+  const int i23 = get_global_id (2);                                         \
+  if (i0 >= ne0 || i1 >= ne1)                                                \
+    return;                                                                  \
+  const int i2 = i23 % ne2, i3 = i23 / ne2;                                  \
+  const long i = ((long) i23 * ne1 + i1) * ne0 + i0;                         \
+  const float bv = b[b_off + i0 * bs0 + i1 * bs1 + i2 * bs2 + i3 * bs3];     \
+  y[y_off + i] = a[a_off + i] OP bv;                                         \
+}
+
+BINARY_KERNEL (add_f32, +)
+BINARY_KERNEL (mul_f32, *)
+
+kernel void scale_f32 (global const float *x, ulong x_off, global float *y, ulong y_off,
+                       long n, float s, float t)
+{
+  const long i = get_global_id (0);
+  if (i < n)
+    y[y_off + i] = x[x_off + i] * s + t;
+}
+
+/* Nearest 2× upsampling: y [2W, 2H, planes] from x [W, H, planes]. */
+kernel void upsample_nearest2x_f32 (global const float *x, ulong x_off, global float *y,
+                                    ulong y_off, int W, int H)
+{
+  const int ox = get_global_id (0), oy = get_global_id (1), p = get_global_id (2);
+  if (ox >= 2 * W || oy >= 2 * H)
+    return;
+  y[y_off + ((long) p * 2 * H + oy) * 2 * W + ox]
+    = x[x_off + ((long) p * H + oy / 2) * W + ox / 2];
+}
+
+/* diffusers' get_timestep_embedding, in float32 as it computes:
+ * exponent = -ln(10000)·j / (half - shift); arg = t·exp(exponent);
+ * [sin | cos], or [cos | sin] when flipped; a zero column pads odd dims. */
+kernel void timestep_embedding_f32 (global const float *t, global float *y, int dim,
+                                    int flip, float shift)
+{
+  const int j = get_global_id (0), i = get_global_id (1);
+  const int half_dim = dim / 2;
+  if (j >= dim)
+    return;
+  float v = 0.0f;
+  if (j < 2 * half_dim)
+    {
+      const int k = j % half_dim;
+      const float exponent = (-9.210340371976184f * (float) k) / ((float) half_dim - shift);
+      const float arg = t[i] * exp (exponent);
+      const int first = j < half_dim;           /* first half: sin, or cos if flipped */
+      v = (first != (flip != 0)) ? sin (arg) : cos (arg);
+    }
+  y[(long) i * dim + j] = v;
+}

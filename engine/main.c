@@ -36,11 +36,62 @@ cmd_devices (void)
   return 0;
 }
 
+static int
+cmd_demo (int argc, char **argv)
+{
+  g_autofree gchar *output = NULL;
+  g_autofree gchar *device = NULL;
+  gint size = 512;
+  GOptionEntry entries[] = {
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "PNG file to write", "FILE" },
+    { "size", 's', 0, G_OPTION_ARG_INT, &size, "Width and height (64, 128, ... 4096)", "N" },
+    { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "OpenCL device (index or name)", "DEV" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- render a picture with the engine's kernels");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error) || !output || size <= 0)
+    {
+      g_printerr ("sdcl demo: %s\nusage: sdcl demo -o FILE.png [--size N] [--device DEV]\n",
+                  error ? error->message : "an output file is required (-o FILE.png)");
+      return 2;
+    }
+  gint64 t0 = g_get_monotonic_time ();
+  g_autoptr (SdclEngine) engine = sdcl_engine_new (device, &error);
+  if (!engine)
+    {
+      g_printerr ("sdcl demo: %s\n", error->message);
+      return 1;
+    }
+  g_autofree guint8 *pixels = sdcl_demo_render (engine, size, &error);
+  const gchar *text[] = { "Software", "sdcl demo", NULL };
+  if (!pixels || !sdcl_png_write (output, size, size, 3, pixels, text, &error))
+    {
+      g_printerr ("sdcl demo: %s\n", error->message);
+      return 1;
+    }
+  g_print ("wrote %s (%dx%d) on %s in %.2f s\n", output, size, size,
+           sdcl_engine_device (engine)->name, (g_get_monotonic_time () - t0) / 1e6);
+  return 0;
+}
+
+static void
+usage (void)
+{
+  g_printerr ("usage: sdcl COMMAND [OPTIONS]\n\n"
+              "commands:\n"
+              "  devices    list OpenCL platforms and devices\n"
+              "  demo       render a picture with the engine's kernels (-o FILE.png)\n");
+}
+
 int
 main (int argc, char **argv)
 {
   if (argc >= 2 && g_str_equal (argv[1], "devices"))
     return cmd_devices ();
-  g_printerr ("usage: sdcl devices\n");
+  if (argc >= 2 && g_str_equal (argv[1], "demo"))
+    return cmd_demo (argc - 1, argv + 1);
+  usage ();
   return 2;
 }

@@ -1,1 +1,430 @@
-/* ops.c */
+/* ops.c — host side of the elementwise, normalisation and attention ops:
+ * shape checks, output allocation and launch geometry. The kernels are in
+ * cl/elementwise.cl, cl/norm.cl and cl/attention.cl.
+ */
+#include "ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#define NORM_WG 256      /* must match cl/norm.cl */
+#define ATT_MAX_D 160    /* must match cl/attention.cl */
+
+G_DEFINE_QUARK (sdcl-ops-error-quark, sdcl_ops_error)
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static inline gulong
+elem_off (const SdclTensor *t)
+{
+  return t->offset / sdcl_dtype_size (t->dtype);
+}
+
+static inline glong
+elem_stride (const SdclTensor *t, int i)
+{
+  return t->ne[i] == 1 ? 0 : (glong) (t->nb[i] / sdcl_dtype_size (t->dtype));
+}
+
+static gboolean
+shape_error (GError **error, const gchar *op, const gchar *what, const SdclTensor *a,
+             const SdclTensor *b)
+{
+  g_autofree gchar *da = sdcl_tensor_describe (a);
+  g_autofree gchar *db = b ? sdcl_tensor_describe (b) : NULL;
+  g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE, "%s: %s (%s%s%s)", op, what, da,
+               db ? " and " : "", db ? db : "");
+  return FALSE;
+}
+
+static gboolean
+require_f32 (const SdclTensor *t, const gchar *op, GError **error)
+{
+  if (t->dtype == SDCL_DTYPE_F32)
+    return TRUE;
+  g_autofree gchar *d = sdcl_tensor_describe (t);
+  g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_DTYPE, "%s takes f32 tensors, got %s", op, d);
+  return FALSE;
+}
+
+/* x itself (a new reference) when it is contiguous f32, else a copy. */
+static SdclTensor *
+dense (const SdclTensor *x, GError **error)
+{
+  if (x->dtype == SDCL_DTYPE_F32 && sdcl_tensor_is_contiguous (x))
+    return sdcl_tensor_view (x, x->ne, x->nb, 0, error);
+  return sdcl_contiguous (x, error);
+}
+
+/* Launches a kernel over a (n0, n1, n2) grid of work-items that check
+ * their own bounds; the grid is rounded up to whole work-groups. */
+static gboolean
+launch_grid (SdclEngine *engine, const gchar *name, gsize n0, gsize n1, gsize n2,
+             const SdclArg *args, guint n_args, GError **error)
+{
+  gsize local[3] = { 1, 1, 1 };
+  local[0] = n0 >= 64 ? 64 : n0 >= 16 ? 16 : n0 >= 4 ? 4 : 1;
+  if (local[0] < 16 && n1 >= 16)
+    local[1] = 16 / local[0];
+  const gsize global[3] = { sdcl_round_up (n0, local[0]), sdcl_round_up (n1, local[1]), n2 };
+  return sdcl_launch (engine, name, 3, global, local, args, n_args, error);
+}
+
+#define LAUNCH_GRID(engine, name, n0, n1, n2, error, ...)                       \
+  launch_grid ((engine), (name), (n0), (n1), (n2), (const SdclArg[]) { __VA_ARGS__ }, \
+               sizeof ((const SdclArg[]) { __VA_ARGS__ }) / sizeof (SdclArg), (error))
+
+static gboolean
+launch_linear (SdclEngine *engine, const gchar *name, gsize n, const SdclArg *args,
+               guint n_args, GError **error)
+{
+  const gsize local = 256, global = sdcl_round_up (n, local);
+  return sdcl_launch (engine, name, 1, &global, &local, args, n_args, error);
+}
+
+#define LAUNCH_LINEAR(engine, name, n, error, ...)                              \
+  launch_linear ((engine), (name), (n), (const SdclArg[]) { __VA_ARGS__ },     \
+                 sizeof ((const SdclArg[]) { __VA_ARGS__ }) / sizeof (SdclArg), (error))
+
+/* Copies any view of src into dst (f32, any strides, same shape). */
+static gboolean
+copy_into (const SdclTensor *src, SdclTensor *dst, GError **error)
+{
+  return LAUNCH_GRID (src->engine, src->dtype == SDCL_DTYPE_F16 ? "copy_f16" : "copy_f32",
+                      src->ne[0], src->ne[1], src->ne[2] * src->ne[3], error,
+                      SDCL_ARG_MEM (src->mem), SDCL_ARG_ULONG (elem_off (src)),
+                      SDCL_ARG_LONG (elem_stride (src, 0)), SDCL_ARG_LONG (elem_stride (src, 1)),
+                      SDCL_ARG_LONG (elem_stride (src, 2)), SDCL_ARG_LONG (elem_stride (src, 3)),
+                      SDCL_ARG_MEM (dst->mem), SDCL_ARG_ULONG (elem_off (dst)),
+                      SDCL_ARG_LONG (elem_stride (dst, 0)), SDCL_ARG_LONG (elem_stride (dst, 1)),
+                      SDCL_ARG_LONG (elem_stride (dst, 2)), SDCL_ARG_LONG (elem_stride (dst, 3)),
+                      SDCL_ARG_INT (src->ne[0]), SDCL_ARG_INT (src->ne[1]),
+                      SDCL_ARG_INT (src->ne[2]));
+}
+
+/* A new f32 tensor of the given shape. */
+static SdclTensor *
+new_f32 (SdclEngine *engine, const gint64 ne[4], GError **error)
+{
+  return sdcl_tensor_new (engine, SDCL_DTYPE_F32, 4, ne, error);
+}
+
+/* ---- layout ------------------------------------------------------------------ */
+
+SdclTensor *
+sdcl_contiguous (const SdclTensor *x, GError **error)
+{
+  g_autoptr (SdclTensor) y = new_f32 (x->engine, x->ne, error);
+  if (!y || !copy_into (x, y, error))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_permute (const SdclTensor *x, const gint perm[4], GError **error)
+{
+  gint64 ne[4];
+  gsize nb[4];
+  guint seen = 0;
+  for (int i = 0; i < 4; i++)
+    {
+      if (perm[i] < 0 || perm[i] > 3 || (seen & (1u << perm[i])))
+        {
+          g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                       "permute: {%d, %d, %d, %d} is not a permutation of 0..3",
+                       perm[0], perm[1], perm[2], perm[3]);
+          return NULL;
+        }
+      seen |= 1u << perm[i];
+      ne[i] = x->ne[perm[i]];
+      nb[i] = x->nb[perm[i]];
+    }
+  return sdcl_tensor_view (x, ne, nb, 0, error);
+}
+
+SdclTensor *
+sdcl_concat (const SdclTensor *a, const SdclTensor *b, gint dim, GError **error)
+{
+  if (dim < 0 || dim > 3)
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                   "concat: dimension %d is not 0..3", dim);
+      return NULL;
+    }
+  for (int i = 0; i < 4; i++)
+    if (i != dim && a->ne[i] != b->ne[i])
+      return shape_error (error, "concat", "shapes differ outside the joined dimension", a, b),
+             NULL;
+  gint64 ne[4];
+  memcpy (ne, a->ne, sizeof ne);
+  ne[dim] += b->ne[dim];
+  g_autoptr (SdclTensor) y = new_f32 (a->engine, ne, error);
+  if (!y)
+    return NULL;
+  g_autoptr (SdclTensor) ya = sdcl_tensor_view (y, a->ne, y->nb, 0, error);
+  g_autoptr (SdclTensor) yb = ya ? sdcl_tensor_view (y, b->ne, y->nb, a->ne[dim] * y->nb[dim],
+                                                     error) : NULL;
+  if (!yb || !copy_into (a, ya, error) || !copy_into (b, yb, error))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+/* ---- elementwise ----------------------------------------------------------------- */
+
+SdclTensor *
+sdcl_unary (const SdclTensor *x, SdclUnary op, GError **error)
+{
+  static const gchar *kernels[] = { "silu_f32", "gelu_f32", "quick_gelu_f32" };
+  g_autoptr (SdclTensor) xd = dense (x, error);
+  g_autoptr (SdclTensor) y = xd ? new_f32 (x->engine, x->ne, error) : NULL;
+  gint64 n = sdcl_tensor_numel (x);
+  if (!y || !LAUNCH_LINEAR (x->engine, kernels[op], n, error,
+                            SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                            SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0), SDCL_ARG_LONG (n)))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_geglu (const SdclTensor *x, GError **error)
+{
+  if (x->ne[0] % 2 != 0)
+    return shape_error (error, "geglu", "the feature dimension must be even", x, NULL), NULL;
+  g_autoptr (SdclTensor) xd = dense (x, error);
+  if (!xd)
+    return NULL;
+  const gint64 F = x->ne[0] / 2, rows = x->ne[1] * x->ne[2] * x->ne[3];
+  const gint64 ne[4] = { F, x->ne[1], x->ne[2], x->ne[3] };
+  g_autoptr (SdclTensor) y = new_f32 (x->engine, ne, error);
+  if (!y || !LAUNCH_GRID (x->engine, "geglu_f32", F, rows, 1, error,
+                          SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                          SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
+                          SDCL_ARG_INT (F), SDCL_ARG_INT (rows)))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_binary (const SdclTensor *a, const SdclTensor *b, SdclBinary op, GError **error)
+{
+  for (int i = 0; i < 4; i++)
+    if (b->ne[i] != 1 && b->ne[i] != a->ne[i])
+      return shape_error (error, op == SDCL_BINARY_ADD ? "add" : "mul",
+                          "the second operand does not broadcast to the first", a, b), NULL;
+  if (!require_f32 (b, "add/mul", error))
+    return NULL;
+  g_autoptr (SdclTensor) ad = dense (a, error);
+  g_autoptr (SdclTensor) y = ad ? new_f32 (a->engine, a->ne, error) : NULL;
+  if (!y || !LAUNCH_GRID (a->engine, op == SDCL_BINARY_ADD ? "add_f32" : "mul_f32",
+                          a->ne[0], a->ne[1], a->ne[2] * a->ne[3], error,
+                          SDCL_ARG_MEM (ad->mem), SDCL_ARG_ULONG (elem_off (ad)),
+                          SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (elem_off (b)),
+                          SDCL_ARG_LONG (elem_stride (b, 0)), SDCL_ARG_LONG (elem_stride (b, 1)),
+                          SDCL_ARG_LONG (elem_stride (b, 2)), SDCL_ARG_LONG (elem_stride (b, 3)),
+                          SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
+                          SDCL_ARG_INT (a->ne[0]), SDCL_ARG_INT (a->ne[1]),
+                          SDCL_ARG_INT (a->ne[2])))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_scale (const SdclTensor *x, gfloat s, gfloat t, GError **error)
+{
+  g_autoptr (SdclTensor) xd = dense (x, error);
+  g_autoptr (SdclTensor) y = xd ? new_f32 (x->engine, x->ne, error) : NULL;
+  gint64 n = sdcl_tensor_numel (x);
+  if (!y || !LAUNCH_LINEAR (x->engine, "scale_f32", n, error,
+                            SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                            SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0), SDCL_ARG_LONG (n),
+                            SDCL_ARG_FLOAT (s), SDCL_ARG_FLOAT (t)))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_upsample_nearest2x (const SdclTensor *x, GError **error)
+{
+  g_autoptr (SdclTensor) xd = dense (x, error);
+  if (!xd)
+    return NULL;
+  const gint64 ne[4] = { 2 * x->ne[0], 2 * x->ne[1], x->ne[2], x->ne[3] };
+  g_autoptr (SdclTensor) y = new_f32 (x->engine, ne, error);
+  if (!y || !LAUNCH_GRID (x->engine, "upsample_nearest2x_f32", ne[0], ne[1], x->ne[2] * x->ne[3],
+                          error, SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                          SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
+                          SDCL_ARG_INT (x->ne[0]), SDCL_ARG_INT (x->ne[1])))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_timestep_embedding (SdclEngine *engine, const gfloat *t, gint n, gint dim,
+                         gboolean flip_sin_to_cos, gfloat downscale_freq_shift, GError **error)
+{
+  if (n < 1 || dim < 2)
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                   "timestep embedding: need at least one timestep and dim >= 2 (got %d, %d)",
+                   n, dim);
+      return NULL;
+    }
+  const gint64 tn[4] = { n, 1, 1, 1 }, ne[4] = { dim, n, 1, 1 };
+  g_autoptr (SdclTensor) tt = new_f32 (engine, tn, error);
+  g_autoptr (SdclTensor) y = tt ? new_f32 (engine, ne, error) : NULL;
+  if (!y || !sdcl_tensor_write (tt, t, error)
+      || !LAUNCH_GRID (engine, "timestep_embedding_f32", dim, n, 1, error,
+                       SDCL_ARG_MEM (tt->mem), SDCL_ARG_MEM (y->mem), SDCL_ARG_INT (dim),
+                       SDCL_ARG_INT (flip_sin_to_cos), SDCL_ARG_FLOAT (downscale_freq_shift)))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+/* ---- normalisation --------------------------------------------------------------- */
+
+static gboolean
+check_affine (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor *beta, gint64 n,
+              const gchar *op, GError **error)
+{
+  if ((gamma == NULL) != (beta == NULL))
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                   "%s: give both gamma and beta, or neither", op);
+      return FALSE;
+    }
+  if (gamma && (sdcl_tensor_numel (gamma) != n || sdcl_tensor_numel (beta) != n
+                || !sdcl_tensor_is_contiguous (gamma) || !sdcl_tensor_is_contiguous (beta)))
+    return shape_error (error, op, "gamma and beta must be contiguous with one value per channel",
+                        x, gamma);
+  return (!gamma || require_f32 (gamma, op, error)) && (!beta || require_f32 (beta, op, error));
+}
+
+SdclTensor *
+sdcl_group_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor *beta,
+                 gint groups, gfloat eps, gboolean fuse_silu, GError **error)
+{
+  const gint64 HW = x->ne[0] * x->ne[1], C = x->ne[2], N = x->ne[3];
+  if (groups < 1 || C % groups != 0)
+    return shape_error (error, "group norm", "the channel count is not a multiple of the groups",
+                        x, NULL), NULL;
+  if (!check_affine (x, gamma, beta, C, "group norm", error))
+    return NULL;
+  g_autoptr (SdclTensor) xd = dense (x, error);
+  if (!xd)
+    return NULL;
+  const gint64 sn[4] = { 2 * groups * N, 1, 1, 1 };
+  g_autoptr (SdclTensor) stats = new_f32 (x->engine, sn, error);
+  g_autoptr (SdclTensor) y = stats ? new_f32 (x->engine, x->ne, error) : NULL;
+  if (!y)
+    return NULL;
+  const gsize local[2] = { NORM_WG, 1 }, global[2] = { NORM_WG, groups * N };
+  if (!SDCL_LAUNCH (x->engine, "block_stats_f32", 2, global, local, error,
+                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                    SDCL_ARG_LONG (HW * (C / groups)), SDCL_ARG_FLOAT (eps),
+                    SDCL_ARG_MEM (stats->mem)))
+    return NULL;
+  if (!LAUNCH_GRID (x->engine, "group_norm_apply_f32", HW, C, N, error,
+                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                    SDCL_ARG_MEM (stats->mem),
+                    SDCL_ARG_MEM (gamma ? gamma->mem : xd->mem),
+                    SDCL_ARG_ULONG (gamma ? elem_off (gamma) : 0),
+                    SDCL_ARG_MEM (beta ? beta->mem : xd->mem),
+                    SDCL_ARG_ULONG (beta ? elem_off (beta) : 0),
+                    SDCL_ARG_INT (gamma != NULL), SDCL_ARG_INT (fuse_silu),
+                    SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
+                    SDCL_ARG_INT (HW), SDCL_ARG_INT (C), SDCL_ARG_INT (groups)))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_layer_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor *beta,
+                 gfloat eps, GError **error)
+{
+  if (!check_affine (x, gamma, beta, x->ne[0], "layer norm", error))
+    return NULL;
+  g_autoptr (SdclTensor) xd = dense (x, error);
+  g_autoptr (SdclTensor) y = xd ? new_f32 (x->engine, x->ne, error) : NULL;
+  if (!y)
+    return NULL;
+  const gsize rows = x->ne[1] * x->ne[2] * x->ne[3];
+  const gsize local[2] = { NORM_WG, 1 }, global[2] = { NORM_WG, rows };
+  if (!SDCL_LAUNCH (x->engine, "layer_norm_f32", 2, global, local, error,
+                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                    SDCL_ARG_INT (x->ne[0]), SDCL_ARG_FLOAT (eps),
+                    SDCL_ARG_MEM (gamma ? gamma->mem : xd->mem),
+                    SDCL_ARG_ULONG (gamma ? elem_off (gamma) : 0),
+                    SDCL_ARG_MEM (beta ? beta->mem : xd->mem),
+                    SDCL_ARG_ULONG (beta ? elem_off (beta) : 0),
+                    SDCL_ARG_INT (gamma != NULL),
+                    SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0)))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_softmax (const SdclTensor *x, GError **error)
+{
+  g_autoptr (SdclTensor) xd = dense (x, error);
+  g_autoptr (SdclTensor) y = xd ? new_f32 (x->engine, x->ne, error) : NULL;
+  if (!y)
+    return NULL;
+  const gsize rows = x->ne[1] * x->ne[2] * x->ne[3];
+  const gsize local[2] = { NORM_WG, 1 }, global[2] = { NORM_WG, rows };
+  if (!SDCL_LAUNCH (x->engine, "softmax_f32", 2, global, local, error,
+                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                    SDCL_ARG_INT (x->ne[0]), SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0)))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+/* ---- attention -------------------------------------------------------------------- */
+
+SdclTensor *
+sdcl_attention (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v, gint heads,
+                gboolean causal, GError **error)
+{
+  const gint64 HD = q->ne[0], Sq = q->ne[1], Skv = k->ne[1], B = q->ne[2];
+  if (heads < 1 || HD % heads != 0)
+    return shape_error (error, "attention", "the feature dimension is not a multiple of the heads",
+                        q, NULL), NULL;
+  const gint64 D = HD / heads;
+  if (D % 4 != 0 || D > ATT_MAX_D)
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "attention: head dimension %" G_GINT64_FORMAT " is not supported "
+                   "(a multiple of 4, at most %d)", D, ATT_MAX_D);
+      return NULL;
+    }
+  if (k->ne[0] != HD || v->ne[0] != HD || v->ne[1] != Skv || k->ne[2] != B || v->ne[2] != B
+      || q->ne[3] != 1 || k->ne[3] != 1 || v->ne[3] != 1)
+    return shape_error (error, "attention", "q, k and v do not fit together", q, k), NULL;
+  if (causal && Sq != Skv)
+    return shape_error (error, "attention", "a causal mask needs as many queries as keys", q, k),
+           NULL;
+  if (!require_f32 (q, "attention", error) || !require_f32 (k, "attention", error)
+      || !require_f32 (v, "attention", error))
+    return NULL;
+  /* the kernel reads rows contiguously; views whose rows are strided
+   * (a fused qkv projection) are fine, strided features are not */
+  const SdclTensor *in[3] = { q, k, v };
+  for (int i = 0; i < 3; i++)
+    if (in[i]->nb[0] != sizeof (gfloat))
+      return shape_error (error, "attention", "features must be contiguous", in[i], NULL), NULL;
+
+  const gint64 ne[4] = { HD, Sq, B, 1 };
+  g_autoptr (SdclTensor) o = new_f32 (q->engine, ne, error);
+  if (!o)
+    return NULL;
+#define ROWS(t) SDCL_ARG_MEM ((t)->mem), SDCL_ARG_ULONG (elem_off (t)), \
+                SDCL_ARG_LONG ((t)->nb[1] / 4), SDCL_ARG_LONG ((t)->nb[2] / 4)
+  const gsize local[3] = { 16, 1, 1 };
+  const gsize global[3] = { sdcl_round_up (Sq, 16), heads, B };
+  if (!SDCL_LAUNCH (q->engine, "attention_f32", 3, global, local, error,
+                    ROWS (q), ROWS (k), ROWS (v), ROWS (o),
+                    SDCL_ARG_INT (Sq), SDCL_ARG_INT (Skv), SDCL_ARG_INT (D),
+                    SDCL_ARG_FLOAT (1.0 / sqrt ((double) D)), SDCL_ARG_INT (causal)))
+    return NULL;
+#undef ROWS
+  return g_steal_pointer (&o);
+}

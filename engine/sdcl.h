@@ -96,4 +96,22 @@ void    sdcl_engine_reset_peak (SdclEngine *engine);
 /* Returns every pooled, currently unused activation buffer to the device. */
 void    sdcl_engine_trim (SdclEngine *engine);
 
+/* ---- images ------------------------------------------------------------ */
+
+/* Writes 8-bit RGB (channels 3) or RGBA (4) pixels as PNG, with optional
+ * tEXt chunks given as a NULL-terminated key, value, key, value... list.
+ * The file appears whole or not at all (written beside, then renamed). */
+gboolean sdcl_png_write (const gchar *path, guint width, guint height, guint channels,
+                         const guint8 *pixels, const gchar * const *text, GError **error);
+
+/* Reads a PNG as 8-bit RGB; *width, *height set. */
+guint8 *sdcl_png_read_rgb (const gchar *path, guint *width, guint *height, GError **error);
+
+/* ---- demo ---------------------------------------------------------------- */
+
+/* Renders a size×size RGB picture through a pipeline of the engine's own
+ * kernels (timestep embedding, matmul, conv, group norm, attention, upsampling);
+ * `size` is 64·2^k. Returns size·size·3 bytes. */
+guint8 *sdcl_demo_render (SdclEngine *engine, guint size, GError **error);
+
 G_END_DECLS

@@ -1,0 +1,59 @@
+# sdcl — top-level commands. Everything builds with meson and ninja; where
+# the host has no GIMP 3 (`pkg-config gimp-3.0`), each target re-runs itself
+# inside the cached Debian 13 root that tools/sdcl-root creates.
+#
+#   make              build (build/)
+#   make test         every test suite; make test SUITE=engine for one
+#   make test-asan    the engine suite under AddressSanitizer + UBSan (build-asan/)
+#   make demo         an engine demo that writes a PNG you can look at
+#   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm
+#   make clean
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+SUITE      ?=
+MESON_OPTS ?=
+
+NATIVE := $(shell pkg-config --exists gimp-3.0 2>/dev/null && echo yes)
+
+.PHONY: all test test-asan demo bench clean setup
+
+ifeq ($(NATIVE),yes)
+
+all: setup
+	ninja -C $(BUILD)
+
+setup:
+	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) $(MESON_OPTS)
+
+test: all
+	meson test -C $(BUILD) --print-errorlogs $(if $(SUITE),--suite $(SUITE)) ; \
+	  status=$$?; tools/test-summary $(BUILD); exit $$status
+
+test-asan:
+	@test -f $(ASAN_BUILD)/build.ninja || meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined \
+	  -Db_lundef=false -Dbuildtype=debug -Doptimization=1
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  meson test -C $(ASAN_BUILD) --print-errorlogs --suite engine --timeout-multiplier 3 ; \
+	  status=$$?; tools/test-summary $(ASAN_BUILD); exit $$status
+
+demo: all
+	./$(BUILD)/engine/sdcl demo -o $(BUILD)/demo.png
+
+bench: all
+	./$(BUILD)/tests/bench-ops
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
+
+else
+
+# Not native: run the same target inside the Debian 13 root.
+all test test-asan demo bench clean:
+	tools/sdcl-root make $@ BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) SUITE=$(SUITE) \
+	  MESON_OPTS='$(MESON_OPTS)'
+
+endif

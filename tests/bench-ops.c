@@ -1,0 +1,232 @@
+/* bench-ops.c — `make bench`: time and GFLOP/s of each op on the SD 1.5
+ * shapes, next to this machine's sgemm peak measured with OpenBLAS in the
+ * same run (same GEMM shape, 2 threads), and the ratio. Figures, never
+ * assertions: machines differ, ratios within one run are what count.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+#include "testutil.h"
+
+void openblas_set_num_threads (int n);
+
+static SdclEngine *engine;
+static gint repeats = 5;
+
+#define CHECK(expr)                                                  \
+  G_STMT_START {                                                     \
+    if (!(expr)) { g_printerr ("bench: %s\n", error->message); exit (1); } \
+  } G_STMT_END
+
+static SdclTensor *
+seeded (guint32 seed, gint64 ne0, gint64 ne1, gint64 ne2, gint64 ne3, gfloat scale)
+{
+  g_autoptr (GError) error = NULL;
+  const gint64 ne[4] = { ne0, ne1, ne2, ne3 };
+  g_autofree gfloat *v = sdcl_test_seeded (seed, ne0 * ne1 * ne2 * ne3, scale, 0.0f);
+  SdclTensor *t = sdcl_tensor_new (engine, SDCL_DTYPE_F32, 4, ne, &error);
+  CHECK (t && sdcl_tensor_write (t, v, &error));
+  return t;
+}
+
+typedef SdclTensor *(*OpFn) (gpointer data, GError **error);
+
+/* Best wall time of `repeats` runs (after one warm-up), in seconds. */
+static gdouble
+time_op (OpFn fn, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  gdouble best = INFINITY;
+  for (gint r = 0; r <= repeats; r++)
+    {
+      gint64 t0 = g_get_monotonic_time ();
+      SdclTensor *y = fn (data, &error);
+      CHECK (y && sdcl_engine_finish (engine, &error));
+      gdouble dt = (g_get_monotonic_time () - t0) / 1e6;
+      sdcl_tensor_free (y);
+      if (r > 0)
+        best = MIN (best, dt);
+    }
+  return best;
+}
+
+static gdouble blas_gflops;
+
+static void
+row (const gchar *name, gdouble flops, gdouble seconds, const gchar *note)
+{
+  const gdouble gf = flops / seconds / 1e9;
+  if (flops > 0)
+    g_print ("%-44s %9.2f ms %9.1f GFLOP/s %7.0f %%  %s\n", name, seconds * 1e3, gf,
+             100.0 * gf / blas_gflops, note ? note : "");
+  else
+    g_print ("%-44s %9.2f ms %17s %9s  %s\n", name, seconds * 1e3, "", "", note ? note : "");
+}
+
+/* ---- OpenBLAS reference ------------------------------------------------------ */
+
+static gdouble
+bench_blas (gint M, gint N, gint K)
+{
+  g_autofree gfloat *a = sdcl_test_seeded (1, (gsize) M * K, 1.0f, 0.0f);
+  g_autofree gfloat *b = sdcl_test_seeded (2, (gsize) K * N, 1.0f, 0.0f);
+  g_autofree gfloat *c = g_new (gfloat, (gsize) M * N);
+  gdouble best = INFINITY;
+  for (gint r = 0; r <= repeats; r++)
+    {
+      gint64 t0 = g_get_monotonic_time ();
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+      gdouble dt = (g_get_monotonic_time () - t0) / 1e6;
+      if (r > 0)
+        best = MIN (best, dt);
+    }
+  return best;
+}
+
+/* ---- ops --------------------------------------------------------------------------- */
+
+typedef struct
+{
+  SdclTensor *x, *w, *b, *k, *v;
+  gint stride, heads;
+} Args;
+
+static SdclTensor *op_linear (gpointer d, GError **e) { Args *a = d; return sdcl_linear (a->x, a->w, a->b, e); }
+static SdclTensor *op_conv (gpointer d, GError **e) { Args *a = d; return sdcl_conv2d (a->x, a->w, a->b, a->stride, 1, e); }
+static SdclTensor *op_conv1 (gpointer d, GError **e) { Args *a = d; return sdcl_conv2d (a->x, a->w, a->b, 1, 0, e); }
+static SdclTensor *op_attention (gpointer d, GError **e) { Args *a = d; return sdcl_attention (a->x, a->k, a->v, a->heads, FALSE, e); }
+static SdclTensor *op_group_norm (gpointer d, GError **e) { Args *a = d; return sdcl_group_norm (a->x, a->w, a->b, 32, 1e-5f, TRUE, e); }
+static SdclTensor *op_layer_norm (gpointer d, GError **e) { Args *a = d; return sdcl_layer_norm (a->x, a->w, a->b, 1e-5f, e); }
+static SdclTensor *op_geglu (gpointer d, GError **e) { Args *a = d; return sdcl_geglu (a->x, e); }
+
+static void
+bench_linear (gint M, gint K, gint N)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gfloat *w = sdcl_test_seeded (7, (gsize) N * K, 1.0f / sqrtf (K), 0.0f);
+  Args a = { 0 };
+  a.x = seeded (6, K, M, 1, 1, 1.0f);
+  a.w = sdcl_linear_weight_new (engine, SDCL_DTYPE_F16, w, N, K, &error);
+  CHECK (a.w);
+  a.b = seeded (8, N, 1, 1, 1, 0.1f);
+  g_autofree gchar *name = g_strdup_printf ("matmul %dx%d · %dx%d, f16 weights", M, K, K, N);
+  row (name, 2.0 * M * N * K, time_op (op_linear, &a), NULL);
+  sdcl_tensor_free (a.x);
+  sdcl_tensor_free (a.w);
+  sdcl_tensor_free (a.b);
+}
+
+static void
+bench_conv (gint C_in, gint C_out, gint H, gint k, gint stride)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gfloat *w = sdcl_test_seeded (2, (gsize) C_out * C_in * k * k,
+                                           1.0f / sqrtf (C_in * k * k), 0.0f);
+  Args a = { 0 };
+  a.x = seeded (1, H, H, C_in, 1, 1.0f);
+  a.w = sdcl_conv2d_weight_new (engine, SDCL_DTYPE_F16, w, C_out, C_in, k, k, &error);
+  CHECK (a.w);
+  a.b = seeded (3, C_out, 1, 1, 1, 0.1f);
+  a.stride = stride;
+  const gint Ho = H / stride;
+  g_autofree gchar *name = g_strdup_printf ("conv %dx%d s%d %d->%d at %dx%d", k, k, stride, C_in,
+                                            C_out, H, H);
+  row (name, 2.0 * C_out * C_in * k * k * Ho * Ho, time_op (k == 1 ? op_conv1 : op_conv, &a),
+       NULL);
+  sdcl_tensor_free (a.x);
+  sdcl_tensor_free (a.w);
+  sdcl_tensor_free (a.b);
+}
+
+static void
+bench_attention (gint S, gint S_kv, gint heads, gint D)
+{
+  g_autoptr (GError) error = NULL;
+  Args a = { 0 };
+  a.x = seeded (9, heads * D, S, 1, 1, 3.0f);
+  a.k = seeded (10, heads * D, S_kv, 1, 1, 3.0f);
+  a.v = seeded (11, heads * D, S_kv, 1, 1, 1.0f);
+  a.heads = heads;
+  CHECK (sdcl_engine_finish (engine, &error));
+  sdcl_engine_trim (engine);
+  sdcl_engine_reset_peak (engine);
+  const guint64 before = sdcl_engine_memory_in_use (engine);
+  gdouble t = time_op (op_attention, &a);
+  const guint64 scratch = sdcl_engine_memory_peak (engine) - before
+                        - (guint64) heads * D * S * sizeof (gfloat);
+  g_autofree gchar *name = g_strdup_printf ("attention %d x %d tokens, %d heads x %d", S, S_kv,
+                                            heads, D);
+  g_autofree gchar *note = g_strdup_printf ("scratch beyond output: %.1f MB (full scores: %.0f MB)",
+                                            scratch / 1e6, 4.0 * heads * S * (gdouble) S_kv / 1e6);
+  row (name, 4.0 * S * S_kv * D * heads, t, note);
+  sdcl_tensor_free (a.x);
+  sdcl_tensor_free (a.k);
+  sdcl_tensor_free (a.v);
+}
+
+static void
+bench_memory_op (const gchar *name, OpFn fn, Args *a, gdouble bytes)
+{
+  gdouble t = time_op (fn, a);
+  g_autofree gchar *note = g_strdup_printf ("%.1f GB/s", bytes / t / 1e9);
+  row (name, 0, t, note);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  const gchar *r = g_getenv ("SDCL_BENCH_REPEATS");
+  if (r)
+    repeats = MAX (1, atoi (r));
+  engine = sdcl_engine_new (NULL, &error);
+  CHECK (engine);
+  const SdclDeviceInfo *dev = sdcl_engine_device (engine);
+
+  openblas_set_num_threads (2);
+  const gdouble blas_t = bench_blas (4096, 1280, 320);
+  blas_gflops = 2.0 * 4096 * 1280 * 320 / blas_t / 1e9;
+
+  g_print ("sdcl op benchmark — device: %s (%s), best of %d runs\n", dev->name,
+           dev->platform_name, repeats);
+  g_print ("%-44s %12s %17s %9s\n", "op (SD 1.5 shape)", "time", "speed", "of sgemm");
+  g_print ("%-44s %9.2f ms %9.1f GFLOP/s %7.0f %%  (OpenBLAS, 2 threads, f32)\n",
+           "OpenBLAS sgemm 4096x320 · 320x1280", blas_t * 1e3, blas_gflops, 100.0);
+
+  bench_linear (4096, 320, 1280);
+  bench_linear (4096, 320, 320);
+  bench_linear (4096, 1280, 320);
+  bench_linear (77, 768, 3072);
+  bench_conv (320, 320, 64, 3, 1);
+  bench_conv (320, 320, 64, 3, 2);
+  bench_conv (640, 640, 32, 3, 1);
+  bench_conv (1280, 1280, 16, 3, 1);
+  bench_conv (320, 640, 32, 1, 1);
+  bench_attention (4096, 4096, 8, 40);
+  bench_attention (4096, 77, 8, 40);
+  bench_attention (1024, 1024, 8, 80);
+
+  Args gn = { 0 };
+  gn.x = seeded (15, 64, 64, 320, 2, 1.0f);
+  gn.w = seeded (16, 320, 1, 1, 1, 1.0f);
+  gn.b = seeded (17, 320, 1, 1, 1, 1.0f);
+  bench_memory_op ("group norm + SiLU 320ch 64x64 batch 2", op_group_norm, &gn,
+                   3.0 * 4 * 64 * 64 * 320 * 2);
+  Args ln = { 0 };
+  ln.x = seeded (18, 320, 4096, 2, 1, 1.0f);
+  ln.w = seeded (19, 320, 1, 1, 1, 1.0f);
+  ln.b = seeded (20, 320, 1, 1, 1, 1.0f);
+  bench_memory_op ("layer norm 4096x320 batch 2", op_layer_norm, &ln, 3.0 * 4 * 320 * 4096 * 2);
+  Args gg = { 0 };
+  gg.x = seeded (21, 2560, 4096, 1, 1, 1.0f);
+  bench_memory_op ("GEGLU 4096x2560 -> 4096x1280", op_geglu, &gg, 1.5 * 4 * 2560 * 4096);
+
+  sdcl_tensor_free (gn.x); sdcl_tensor_free (gn.w); sdcl_tensor_free (gn.b);
+  sdcl_tensor_free (ln.x); sdcl_tensor_free (ln.w); sdcl_tensor_free (ln.b);
+  sdcl_tensor_free (gg.x);
+  sdcl_engine_free (engine);
+  return 0;
+}

@@ -1,0 +1,594 @@
+/* test-ops.c — every op against PyTorch. Small cases compare whole
+ * outputs stored in tests/fixtures/ops.safetensors; the real SD 1.5 shapes
+ * regenerate their inputs from seeds and compare 16384 sampled outputs from
+ * ops-large.safetensors (both made by tests/reference/make_op_fixtures.py).
+ *
+ * Tolerances: the reference is float64 on the same (f16-rounded) inputs, so
+ * what remains is fp32 accumulation error. Unless a case says otherwise,
+ * max |error| <= 1e-4 of the output's max and NMSE <= 1e-9.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ops.h"
+#include "safetensors.h"
+#include "testutil.h"
+
+#define TOL_REL  1e-4
+#define TOL_NMSE 1e-9
+
+static SdclEngine *engine;
+static SdclSafetensors *small, *large;
+
+/* ---- fixture access ------------------------------------------------------- */
+
+/* Reads a fixture tensor as floats and its shape in engine order (innermost
+ * first, padded with 1). */
+static gfloat *
+fixture (SdclSafetensors *st, const gchar *name, gint64 ne[4])
+{
+  g_autoptr (GError) error = NULL;
+  const SdclSafetensorsEntry *e = sdcl_safetensors_get (st, name);
+  if (!e)
+    g_error ("fixture tensor '%s' is missing; regenerate with tests/reference/make_op_fixtures.py",
+             name);
+  g_assert_cmpint (e->n_dims, <=, 4);
+  for (int i = 0; i < 4; i++)
+    ne[i] = i < (int) e->n_dims ? e->shape[e->n_dims - 1 - i] : 1;
+  gint64 numel = 0;
+  gfloat *v = sdcl_safetensors_read_f32 (st, name, &numel, &error);
+  g_assert_no_error (error);
+  return v;
+}
+
+static gboolean
+fixture_is_f16 (SdclSafetensors *st, const gchar *name)
+{
+  return sdcl_safetensors_get (st, name)->dtype == SDCL_ST_F16;
+}
+
+static SdclTensor *
+upload (const gfloat *v, const gint64 ne[4], SdclDtype dtype)
+{
+  g_autoptr (GError) error = NULL;
+  SdclTensor *t = sdcl_tensor_new (engine, dtype, 4, ne, &error);
+  g_assert_no_error (error);
+  sdcl_tensor_write_f32 (t, v, &error);
+  g_assert_no_error (error);
+  return t;
+}
+
+/* Uploads fixture tensor "<case>.<name>" as f32. */
+static SdclTensor *
+input (const gchar *c, const gchar *name)
+{
+  g_autofree gchar *full = g_strdup_printf ("%s.%s", c, name);
+  gint64 ne[4];
+  g_autofree gfloat *v = fixture (small, full, ne);
+  return upload (v, ne, SDCL_DTYPE_F32);
+}
+
+static void
+check_out (const gchar *c, SdclTensor *got, gdouble tol_rel, gdouble tol_nmse)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *name = g_strdup_printf ("%s.out", c);
+  gint64 ne[4];
+  g_autofree gfloat *want = fixture (small, name, ne);
+  g_assert_nonnull (got);
+  if (memcmp (ne, got->ne, sizeof ne) != 0)
+    g_error ("%s: expected shape [%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
+             " %" G_GINT64_FORMAT "], got [%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
+             G_GINT64_FORMAT " %" G_GINT64_FORMAT "]", c, ne[0], ne[1], ne[2], ne[3],
+             got->ne[0], got->ne[1], got->ne[2], got->ne[3]);
+  g_autofree gfloat *v = sdcl_tensor_read_f32 (got, &error);
+  g_assert_no_error (error);
+  sdcl_test_assert_close (c, v, want, sdcl_tensor_numel (got), tol_rel, tol_nmse);
+}
+
+/* The weight of case c in the GEMM layout, with the dtype the fixture has. */
+static SdclTensor *
+linear_weight (const gchar *c)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *name = g_strdup_printf ("%s.w", c);
+  gint64 ne[4];
+  g_autofree gfloat *w = fixture (small, name, ne);
+  SdclTensor *t = sdcl_linear_weight_new (engine, fixture_is_f16 (small, name) ? SDCL_DTYPE_F16
+                                                                              : SDCL_DTYPE_F32,
+                                          w, ne[1], ne[0], &error);
+  g_assert_no_error (error);
+  return t;
+}
+
+static SdclTensor *
+conv_weight (const gchar *c)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *name = g_strdup_printf ("%s.w", c);
+  gint64 ne[4];
+  g_autofree gfloat *w = fixture (small, name, ne);
+  SdclTensor *t = sdcl_conv2d_weight_new (engine, fixture_is_f16 (small, name) ? SDCL_DTYPE_F16
+                                                                              : SDCL_DTYPE_F32,
+                                          w, ne[3], ne[2], ne[1], ne[0], &error);
+  g_assert_no_error (error);
+  return t;
+}
+
+/* ---- the seeded generator and f16 ------------------------------------------ */
+
+static void
+test_seeded_generator (void)
+{
+  gint64 ne[4];
+  g_autofree gfloat *want = fixture (small, "seeded_check.out", ne);
+  g_autofree gfloat *want16 = fixture (small, "seeded_check_f16.out", ne);
+  g_autofree gfloat *got = sdcl_test_seeded (42, 64, 1.0f, 0.0f);
+  g_assert_cmpmem (got, 64 * sizeof (gfloat), want, 64 * sizeof (gfloat));
+  sdcl_test_round_f16 (got, 64);
+  g_assert_cmpmem (got, 64 * sizeof (gfloat), want16, 64 * sizeof (gfloat));
+}
+
+static void
+test_f16_conversion (void)
+{
+  /* round to nearest even at the halfway points, overflow, subnormals */
+  g_assert_cmphex (sdcl_f32_to_f16 (1.0f), ==, 0x3c00);
+  g_assert_cmphex (sdcl_f32_to_f16 (1.0f + 1.0f / 2048), ==, 0x3c00);      /* tie -> even */
+  g_assert_cmphex (sdcl_f32_to_f16 (1.0f + 3.0f / 2048), ==, 0x3c02);      /* tie -> even */
+  g_assert_cmphex (sdcl_f32_to_f16 (65504.0f), ==, 0x7bff);
+  g_assert_cmphex (sdcl_f32_to_f16 (65520.0f), ==, 0x7c00);                /* rounds to inf */
+  g_assert_cmphex (sdcl_f32_to_f16 (-INFINITY), ==, 0xfc00);
+  g_assert_cmphex (sdcl_f32_to_f16 (5.9604645e-08f), ==, 0x0001);          /* smallest subnormal */
+  g_assert_cmphex (sdcl_f32_to_f16 (2.9802322e-08f), ==, 0x0000);          /* tie -> even (0) */
+  g_assert_true (isnan (sdcl_f16_to_f32 (sdcl_f32_to_f16 (NAN))));
+  for (guint32 h = 0; h < 0x7c00; h++)                                    /* every finite half */
+    g_assert_cmphex (sdcl_f32_to_f16 (sdcl_f16_to_f32 (h)), ==, h);
+  g_assert_cmpfloat (sdcl_bf16_to_f32 (0x3f80), ==, 1.0f);
+}
+
+/* ---- matmul, linear, conv -------------------------------------------------- */
+
+static void
+test_matmul_f32 (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) a = input ("matmul_f32", "a");
+  g_autoptr (SdclTensor) b = input ("matmul_f32", "b");
+  g_autoptr (SdclTensor) y = sdcl_matmul (a, b, FALSE, &error);
+  g_assert_no_error (error);
+  check_out ("matmul_f32", y, TOL_REL, TOL_NMSE);
+
+  /* the same product with b given transposed */
+  gint perm[4] = { 1, 0, 2, 3 };
+  g_autoptr (SdclTensor) bt_view = sdcl_permute (b, perm, &error);
+  g_autoptr (SdclTensor) bt = sdcl_contiguous (bt_view, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) y2 = sdcl_matmul (a, bt, TRUE, &error);
+  g_assert_no_error (error);
+  check_out ("matmul_f32", y2, TOL_REL, TOL_NMSE);
+}
+
+static void
+test_matmul_batched (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) a = input ("matmul_batched", "a");
+  g_autoptr (SdclTensor) b = input ("matmul_batched", "b");
+  g_autoptr (SdclTensor) y = sdcl_matmul (a, b, FALSE, &error);
+  g_assert_no_error (error);
+  check_out ("matmul_batched", y, TOL_REL, TOL_NMSE);
+}
+
+static void
+run_linear (gconstpointer data)
+{
+  const gchar *c = data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *bias_name = g_strdup_printf ("%s.bias", c);
+  g_autoptr (SdclTensor) x = input (c, "x");
+  g_autoptr (SdclTensor) w = linear_weight (c);
+  g_autoptr (SdclTensor) bias = sdcl_safetensors_get (small, bias_name) ? input (c, "bias") : NULL;
+  g_autoptr (SdclTensor) y = sdcl_linear (x, w, bias, &error);
+  g_assert_no_error (error);
+  check_out (c, y, TOL_REL, TOL_NMSE);
+}
+
+static void
+run_conv (gconstpointer data)
+{
+  const gchar *c = data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *bias_name = g_strdup_printf ("%s.bias", c);
+  g_autoptr (SdclTensor) x = input (c, "x");
+  g_autoptr (SdclTensor) w = conv_weight (c);
+  g_autoptr (SdclTensor) bias = sdcl_safetensors_get (small, bias_name) ? input (c, "bias") : NULL;
+  const gint stride = strstr (c, "s2") ? 2 : 1;
+  const gint pad = strstr (c, "1x1") ? 0 : 1;
+  g_autoptr (SdclTensor) y = sdcl_conv2d (x, w, bias, stride, pad, &error);
+  g_assert_no_error (error);
+  check_out (c, y, TOL_REL, TOL_NMSE);
+}
+
+/* ---- norms, softmax, attention ----------------------------------------------- */
+
+static void
+test_group_norm (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) x = input ("groupnorm", "x");
+  g_autoptr (SdclTensor) g = input ("groupnorm", "gamma");
+  g_autoptr (SdclTensor) b = input ("groupnorm", "beta");
+  g_autoptr (SdclTensor) y = sdcl_group_norm (x, g, b, 32, 1e-5f, FALSE, &error);
+  g_assert_no_error (error);
+  check_out ("groupnorm", y, TOL_REL, TOL_NMSE);
+}
+
+static void
+test_group_norm_silu (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) x = input ("groupnorm_silu", "x");
+  g_autoptr (SdclTensor) g = input ("groupnorm_silu", "gamma");
+  g_autoptr (SdclTensor) b = input ("groupnorm_silu", "beta");
+  g_autoptr (SdclTensor) y = sdcl_group_norm (x, g, b, 32, 1e-6f, TRUE, &error);
+  g_assert_no_error (error);
+  check_out ("groupnorm_silu", y, TOL_REL, TOL_NMSE);
+}
+
+static void
+test_layer_norm (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) x = input ("layernorm", "x");
+  g_autoptr (SdclTensor) g = input ("layernorm", "gamma");
+  g_autoptr (SdclTensor) b = input ("layernorm", "beta");
+  g_autoptr (SdclTensor) y = sdcl_layer_norm (x, g, b, 1e-5f, &error);
+  g_assert_no_error (error);
+  check_out ("layernorm", y, TOL_REL, TOL_NMSE);
+}
+
+static void
+test_softmax (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) x = input ("softmax", "x");
+  g_autoptr (SdclTensor) y = sdcl_softmax (x, &error);
+  g_assert_no_error (error);
+  check_out ("softmax", y, TOL_REL, TOL_NMSE);
+}
+
+typedef struct
+{
+  const gchar *name;
+  gint heads;
+  gboolean causal;
+} AttentionCase;
+
+static void
+run_attention (gconstpointer data)
+{
+  const AttentionCase *c = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) q = input (c->name, "q");
+  g_autoptr (SdclTensor) k = input (c->name, "k");
+  g_autoptr (SdclTensor) v = input (c->name, "v");
+  g_autoptr (SdclTensor) y = sdcl_attention (q, k, v, c->heads, c->causal, &error);
+  g_assert_no_error (error);
+  check_out (c->name, y, TOL_REL, TOL_NMSE);
+}
+
+/* q, k and v as strided views into one fused [3·HD, S] projection, the
+ * way a self-attention layer produces them. */
+static void
+test_attention_views (void)
+{
+  g_autoptr (GError) error = NULL;
+  const gchar *c = "attn_self_40";
+  gint64 ne[4];
+  g_autofree gfloat *q = fixture (small, "attn_self_40.q", ne);
+  g_autofree gfloat *k = fixture (small, "attn_self_40.k", ne);
+  g_autofree gfloat *v = fixture (small, "attn_self_40.v", ne);
+  const gint64 HD = ne[0], rows = ne[1] * ne[2];
+  g_autofree gfloat *fused = g_new (gfloat, 3 * HD * rows);
+  for (gint64 r = 0; r < rows; r++)
+    {
+      memcpy (fused + (3 * r + 0) * HD, q + r * HD, HD * sizeof (gfloat));
+      memcpy (fused + (3 * r + 1) * HD, k + r * HD, HD * sizeof (gfloat));
+      memcpy (fused + (3 * r + 2) * HD, v + r * HD, HD * sizeof (gfloat));
+    }
+  const gint64 fne[4] = { 3 * HD, ne[1], ne[2], 1 };
+  g_autoptr (SdclTensor) t = upload (fused, fne, SDCL_DTYPE_F32);
+  g_autoptr (SdclTensor) qv = sdcl_tensor_view (t, ne, t->nb, 0, &error);
+  g_autoptr (SdclTensor) kv = sdcl_tensor_view (t, ne, t->nb, HD * 4, &error);
+  g_autoptr (SdclTensor) vv = sdcl_tensor_view (t, ne, t->nb, 2 * HD * 4, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) y = sdcl_attention (qv, kv, vv, 3, FALSE, &error);
+  g_assert_no_error (error);
+  check_out (c, y, TOL_REL, TOL_NMSE);
+}
+
+/* ---- elementwise ----------------------------------------------------------------- */
+
+static void
+run_unary (gconstpointer data)
+{
+  const gchar *c = data;
+  const SdclUnary op = g_str_equal (c, "silu") ? SDCL_UNARY_SILU
+                     : g_str_equal (c, "gelu") ? SDCL_UNARY_GELU : SDCL_UNARY_QUICK_GELU;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) x = input (c, "x");
+  g_autoptr (SdclTensor) y = sdcl_unary (x, op, &error);
+  g_assert_no_error (error);
+  check_out (c, y, TOL_REL, TOL_NMSE);
+}
+
+static void
+test_geglu (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) x = input ("geglu", "x");
+  g_autoptr (SdclTensor) y = sdcl_geglu (x, &error);
+  g_assert_no_error (error);
+  check_out ("geglu", y, TOL_REL, TOL_NMSE);
+}
+
+static void
+run_binary (gconstpointer data)
+{
+  const gchar *c = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) a = input (c, "a");
+  g_autoptr (SdclTensor) b = input (c, "b");
+  g_autoptr (SdclTensor) y = sdcl_binary (a, b, g_str_has_prefix (c, "mul") ? SDCL_BINARY_MUL
+                                                                          : SDCL_BINARY_ADD,
+                                          &error);
+  g_assert_no_error (error);
+  check_out (c, y, 0, 0);   /* one rounding, as in PyTorch: exact */
+}
+
+static void
+test_upsample (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) x = input ("upsample2x", "x");
+  g_autoptr (SdclTensor) y = sdcl_upsample_nearest2x (x, &error);
+  g_assert_no_error (error);
+  check_out ("upsample2x", y, 0, 0);
+}
+
+static void
+test_concat (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclTensor) a = input ("concat", "a");
+  g_autoptr (SdclTensor) b = input ("concat", "b");
+  g_autoptr (SdclTensor) y = sdcl_concat (a, b, 2, &error);
+  g_assert_no_error (error);
+  check_out ("concat", y, 0, 0);
+}
+
+static void
+test_timestep_embedding (void)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 ne[4];
+  g_autofree gfloat *t = fixture (small, "timestep_emb.t", ne);
+  g_autoptr (SdclTensor) y = sdcl_timestep_embedding (engine, t, ne[0], 320, TRUE, 0.0f, &error);
+  g_assert_no_error (error);
+  /* float32 arguments t·freq carry ~5e-5 rad of rounding at t = 999 (the
+   * reference is float64), so the bound is absolute on values in [-1, 1] */
+  check_out ("timestep_emb", y, 2e-4, 1e-8);
+}
+
+/* ---- real SD 1.5 shapes ------------------------------------------------------------ */
+
+static SdclTensor *
+seeded_tensor (guint32 seed, const gint64 ne[4], gfloat scale, gfloat offset)
+{
+  g_autofree gfloat *v = sdcl_test_seeded (seed, ne[0] * ne[1] * ne[2] * ne[3], scale, offset);
+  return upload (v, ne, SDCL_DTYPE_F32);
+}
+
+static gfloat *
+seeded_f16 (guint32 seed, gsize n, gfloat scale)
+{
+  gfloat *w = sdcl_test_seeded (seed, n, scale, 0.0f);
+  sdcl_test_round_f16 (w, n);
+  return w;
+}
+
+/* Compares the sampled reference outputs of case c with y. */
+static void
+check_large (const gchar *c, SdclTensor *y, gdouble tol_rel, gdouble tol_nmse)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *iname = g_strdup_printf ("%s.idx", c);
+  g_autofree gchar *vname = g_strdup_printf ("%s.val", c);
+  g_autofree gchar *sname = g_strdup_printf ("%s.shape", c);
+  gint64 ne[4], sne[4], n;
+  g_autofree gfloat *want = fixture (large, vname, ne);
+  const SdclSafetensorsEntry *ie = sdcl_safetensors_get (large, iname);
+  g_autofree gfloat *shape = fixture (large, sname, sne);
+  g_assert_nonnull (ie);
+  n = ne[0];
+  for (gint64 i = 0; i < sne[0]; i++)
+    g_assert_cmpint (y->ne[sne[0] - 1 - i], ==, (gint64) shape[i]);
+  const gint64 *idx = (const gint64 *) ie->data;
+  g_autofree gfloat *all = sdcl_tensor_read_f32 (y, &error);
+  g_assert_no_error (error);
+  g_autofree gfloat *got = g_new (gfloat, n);
+  for (gint64 i = 0; i < n; i++)
+    {
+      g_assert_cmpint (idx[i], <, sdcl_tensor_numel (y));
+      got[i] = all[idx[i]];
+    }
+  sdcl_test_assert_close (c, got, want, n, tol_rel, tol_nmse);
+}
+
+static void
+test_large_conv (gconstpointer data)
+{
+  const gboolean s2 = GPOINTER_TO_INT (data);
+  g_autoptr (GError) error = NULL;
+  const gint64 xne[4] = { 64, 64, 320, 1 }, bne[4] = { 320, 1, 1, 1 };
+  const gsize wn = 320 * 320 * 9;
+  g_autoptr (SdclTensor) x = seeded_tensor (1, xne, 1.0f, 0.0f);
+  g_autofree gfloat *w = seeded_f16 (s2 ? 4 : 2, wn, (gfloat) (1.0 / sqrt (2880.0)));
+  g_autoptr (SdclTensor) wt = sdcl_conv2d_weight_new (engine, SDCL_DTYPE_F16, w, 320, 320, 3, 3,
+                                                      &error);
+  g_autoptr (SdclTensor) b = seeded_tensor (s2 ? 5 : 3, bne, 0.1f, 0.0f);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) y = sdcl_conv2d (x, wt, b, s2 ? 2 : 1, 1, &error);
+  g_assert_no_error (error);
+  check_large (s2 ? "big_conv3x3_s2" : "big_conv3x3", y, TOL_REL, TOL_NMSE);
+}
+
+static void
+test_large_gemm (void)
+{
+  g_autoptr (GError) error = NULL;
+  const gint64 xne[4] = { 320, 4096, 1, 1 }, bne[4] = { 1280, 1, 1, 1 };
+  g_autoptr (SdclTensor) x = seeded_tensor (6, xne, 1.0f, 0.0f);
+  g_autofree gfloat *w = seeded_f16 (7, 1280 * 320, (gfloat) (1.0 / sqrt (320.0)));
+  g_autoptr (SdclTensor) wt = sdcl_linear_weight_new (engine, SDCL_DTYPE_F16, w, 1280, 320, &error);
+  g_autoptr (SdclTensor) b = seeded_tensor (8, bne, 0.1f, 0.0f);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) y = sdcl_linear (x, wt, b, &error);
+  g_assert_no_error (error);
+  check_large ("big_gemm", y, TOL_REL, TOL_NMSE);
+}
+
+static void
+test_large_attention (gconstpointer data)
+{
+  const gboolean cross = GPOINTER_TO_INT (data);
+  g_autoptr (GError) error = NULL;
+  const gint64 qne[4] = { 320, 4096, 1, 1 }, kne[4] = { 320, cross ? 77 : 4096, 1, 1 };
+  g_autoptr (SdclTensor) q = seeded_tensor (cross ? 12 : 9, qne, 3.0f, 0.0f);
+  g_autoptr (SdclTensor) k = seeded_tensor (cross ? 13 : 10, kne, 3.0f, 0.0f);
+  g_autoptr (SdclTensor) v = seeded_tensor (cross ? 14 : 11, kne, 1.0f, 0.0f);
+  g_assert_true (sdcl_engine_finish (engine, &error));
+  sdcl_engine_reset_peak (engine);
+  const guint64 before = sdcl_engine_memory_in_use (engine);
+  g_autoptr (SdclTensor) y = sdcl_attention (q, k, v, 8, FALSE, &error);
+  g_assert_no_error (error);
+  /* everything attention allocated beyond its output: no score matrix
+   * (a full one would be 4096·4096·8·4 bytes = 512 MiB) */
+  const guint64 extra = sdcl_engine_memory_peak (engine) - before - sdcl_tensor_bytes (y);
+  g_test_message ("attention scratch: %" G_GUINT64_FORMAT " bytes", extra);
+  g_assert_cmpuint (extra, <, 64u << 20);
+  check_large (cross ? "big_attn_cross" : "big_attn_self", y, TOL_REL, TOL_NMSE);
+}
+
+static void
+test_large_group_norm (void)
+{
+  g_autoptr (GError) error = NULL;
+  const gint64 xne[4] = { 8, 8, 1280, 2 }, cne[4] = { 1280, 1, 1, 1 };
+  g_autoptr (SdclTensor) x = seeded_tensor (15, xne, 2.0f, 0.5f);
+  g_autoptr (SdclTensor) g = seeded_tensor (16, cne, 0.1f, 1.0f);
+  g_autoptr (SdclTensor) b = seeded_tensor (17, cne, 0.1f, 0.0f);
+  g_autoptr (SdclTensor) y = sdcl_group_norm (x, g, b, 32, 1e-5f, FALSE, &error);
+  g_assert_no_error (error);
+  check_large ("big_groupnorm", y, TOL_REL, TOL_NMSE);
+}
+
+/* ---- bad arguments ------------------------------------------------------------------ */
+
+static void
+test_shape_errors (void)
+{
+  g_autoptr (GError) error = NULL;
+  const gint64 a_ne[4] = { 5, 3, 1, 1 }, b_ne[4] = { 4, 6, 1, 1 }, img[4] = { 4, 4, 30, 1 };
+  g_autofree gfloat *zeros = g_new0 (gfloat, 4 * 4 * 30);
+  g_autoptr (SdclTensor) a = upload (zeros, a_ne, SDCL_DTYPE_F32);
+  g_autoptr (SdclTensor) b = upload (zeros, b_ne, SDCL_DTYPE_F32);
+  g_autoptr (SdclTensor) x = upload (zeros, img, SDCL_DTYPE_F32);
+
+  g_assert_null (sdcl_matmul (a, b, FALSE, &error));               /* K 5 vs 6 */
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+  g_clear_error (&error);
+  g_assert_null (sdcl_group_norm (x, NULL, NULL, 32, 1e-5f, FALSE, &error));  /* 30 % 32 */
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+  g_assert_nonnull (strstr (error->message, "multiple of the groups"));
+  g_clear_error (&error);
+  g_assert_null (sdcl_attention (a, a, a, 1, FALSE, &error));       /* head dim 5 */
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+  g_clear_error (&error);
+  g_assert_null (sdcl_binary (a, b, SDCL_BINARY_ADD, &error));
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+  g_clear_error (&error);
+  g_assert_null (sdcl_concat (a, x, 1, &error));
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+  g_clear_error (&error);
+  const gint64 far[4] = { 5, 4, 1, 1 };                             /* one row too many */
+  g_assert_null (sdcl_tensor_view (a, far, NULL, 0, &error));
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *small_path = sdcl_test_fixture ("ops.safetensors");
+  g_autofree gchar *large_path = sdcl_test_fixture ("ops-large.safetensors");
+  engine = sdcl_engine_new (NULL, &error);
+  g_assert_no_error (error);
+  small = sdcl_safetensors_open (small_path, &error);
+  g_assert_no_error (error);
+  large = sdcl_safetensors_open (large_path, &error);
+  g_assert_no_error (error);
+
+  g_test_add_func ("/ops/seeded-generator", test_seeded_generator);
+  g_test_add_func ("/ops/f16-conversion", test_f16_conversion);
+  g_test_add_func ("/ops/matmul/f32", test_matmul_f32);
+  g_test_add_func ("/ops/matmul/batched", test_matmul_batched);
+  g_test_add_data_func ("/ops/matmul/linear-f16", "linear_f16", run_linear);
+  g_test_add_data_func ("/ops/matmul/linear-f16-bias", "linear_f16_bias", run_linear);
+  g_test_add_data_func ("/ops/matmul/linear-f32-bias", "linear_f32_bias", run_linear);
+  g_test_add_data_func ("/ops/conv/3x3-stride1", "conv3x3_s1", run_conv);
+  g_test_add_data_func ("/ops/conv/3x3-stride2", "conv3x3_s2", run_conv);
+  g_test_add_data_func ("/ops/conv/1x1", "conv1x1", run_conv);
+  g_test_add_data_func ("/ops/conv/3x3-f32-nobias", "conv3x3_f32_nobias", run_conv);
+  g_test_add_func ("/ops/group-norm", test_group_norm);
+  g_test_add_func ("/ops/group-norm/silu", test_group_norm_silu);
+  g_test_add_func ("/ops/layer-norm", test_layer_norm);
+  g_test_add_func ("/ops/softmax", test_softmax);
+  static const AttentionCase attention[] = {
+    { "attn_self_40", 3, FALSE }, { "attn_cross_64", 2, FALSE }, { "attn_self_80", 2, FALSE },
+    { "attn_self_160", 1, FALSE }, { "attn_causal_64", 4, TRUE },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (attention); i++)
+    {
+      g_autofree gchar *path = g_strdup_printf ("/ops/attention/%s", attention[i].name + 5);
+      g_test_add_data_func (path, &attention[i], run_attention);
+    }
+  g_test_add_func ("/ops/attention/fused-qkv-views", test_attention_views);
+  g_test_add_data_func ("/ops/silu", "silu", run_unary);
+  g_test_add_data_func ("/ops/gelu", "gelu", run_unary);
+  g_test_add_data_func ("/ops/gelu/quick", "quick_gelu", run_unary);
+  g_test_add_func ("/ops/gelu/geglu", test_geglu);
+  g_test_add_data_func ("/ops/add/broadcast", "add_bcast", run_binary);
+  g_test_add_data_func ("/ops/add/rows", "add_rows", run_binary);
+  g_test_add_data_func ("/ops/mul/broadcast", "mul_bcast", run_binary);
+  g_test_add_func ("/ops/upsample/nearest2x", test_upsample);
+  g_test_add_func ("/ops/concat/channels", test_concat);
+  g_test_add_func ("/ops/timestep-embedding", test_timestep_embedding);
+  g_test_add_data_func ("/ops/sd15/conv-3x3-320-64x64", GINT_TO_POINTER (FALSE), test_large_conv);
+  g_test_add_data_func ("/ops/sd15/conv-3x3-stride2-320", GINT_TO_POINTER (TRUE), test_large_conv);
+  g_test_add_func ("/ops/sd15/matmul-4096x320x1280", test_large_gemm);
+  g_test_add_data_func ("/ops/sd15/attention-self-4096", GINT_TO_POINTER (FALSE),
+                        test_large_attention);
+  g_test_add_data_func ("/ops/sd15/attention-cross-4096x77", GINT_TO_POINTER (TRUE),
+                        test_large_attention);
+  g_test_add_func ("/ops/sd15/group-norm-1280-8x8", test_large_group_norm);
+  g_test_add_func ("/ops/errors/shapes", test_shape_errors);
+
+  int status = g_test_run ();
+  sdcl_safetensors_free (small);
+  sdcl_safetensors_free (large);
+  sdcl_engine_free (engine);
+  return status;
+}
