@@ -1,1 +1,175 @@
-/* conv.cl */
+/* conv.cl — 2-D convolution as an implicit GEMM (no im2col buffer), with
+ * the same 6x16 register tile as cl/gemm.cl: a work-item computes 6 output
+ * pixels (GEMM's rows, M = N·Ho·Wo) times 16 output channels (GEMM's
+ * columns). K runs over (ky, kx, ci), ci innermost; per k the work-item
+ * loads 16 output channels' weights as two float8 and broadcasts the 6
+ * input pixels under the tap: 12 FMAs.
+ *
+ * The input is first copied (conv_pack_*) into a zero-padded buffer with
+ * channels innermost, [C, Wp, Hp, N], so that for each tap the 6 pixels'
+ * inputs are 6 contiguous runs of Cin floats read with no bounds checks:
+ * the inner loop is exactly the GEMM's. (With NCHW planes the K walk jumps
+ * a whole plane per step, and at 64x64 that 16 KiB stride maps every step
+ * to the same L1 set.) A tile's 6 pixels may straddle output rows or
+ * images: each keeps its own base pointer. Weights are [K][ldw] with ldw a
+ * multiple of 16 (see ops-gemm.c), so weight loads are never masked.
+ *
+ * Launch: global (ceil(Cout/16) rounded to local0, ceil(M/6) rounded to
+ * local1, 1), local as chosen in ops-gemm.c.
+ */
+#define CONV_TM 6
+
+/* See cl/gemm.cl: fma() where it is one instruction, else mad(). */
+#if defined (FP_FAST_FMAF) || defined (__FMA__) || defined (__ARM_FEATURE_FMA) || SDCL_IS_GPU
+#define SDCL_FMA(a, b, c) fma ((a), (b), (c))
+#else
+#define SDCL_FMA(a, b, c) mad ((a), (b), (c))
+#endif
+
+/* Zero-padded, channel-innermost copy: x [W, H, C, N] with any strides
+ * (elements) -> xp [C, Wp, Hp, N] contiguous. A work-item transposes an
+ * 8 pixel x 8 channel block through a private tile, so it reads 8
+ * consecutive pixels of each plane and writes 8 consecutive channels of
+ * each pixel. Launch: global (ceil(Wp/8), Hp, ceil(C/8)·N). */
+#define CONV_PACK_BODY(LOAD, LOAD8)                                                 \
+  const int px0 = get_global_id (0) * 8, py = get_global_id (1);             \
+  const int c_blocks = (C + 7) / 8;                                          \
+  const int n = get_global_id (2) / c_blocks;                                \
+  const int c0 = (get_global_id (2) - n * c_blocks) * 8;                     \
+  if (px0 >= Wp || py >= Hp)                                                 \
+    return;                                                                  \
+  const int iy = py - pad;                                                   \
+  const bool row_inside = iy >= 0 && iy < H;                                 \
+  const long src0 = x_off + (long) iy * s1 + (long) c0 * s2 + (long) n * s3; \
+  float t[8][8];                                                             \
+  if (row_inside && s0 == 1 && px0 >= pad && px0 + 8 - pad <= W             \
+      && c0 + 8 <= C)                                                        \
+    {                                                                        \
+      /* interior block: eight vector loads */                               \
+      for (int c = 0; c < 8; c++)                                            \
+        vstore8 (LOAD8 (0, x + src0 + c * s2 + px0 - pad), 0, t[c]);         \
+    }                                                                        \
+  else                                                                       \
+    for (int c = 0; c < 8; c++)                                              \
+      {                                                                      \
+        const bool c_inside = row_inside && c0 + c < C;                      \
+        for (int j = 0; j < 8; j++)                                          \
+          {                                                                  \
+            const int ix = px0 + j - pad;                                    \
+            t[c][j] = c_inside && ix >= 0 && ix < W                          \
+                      ? LOAD (src0 + c * s2 + ix * s0, x) : 0.0f;            \
+          }                                                                  \
+      }                                                                      \
+  global float *dst = xp + (((long) n * Hp + py) * Wp + px0) * C + c0;       \
+  const int nj = min (8, Wp - px0);                                          \
+  for (int j = 0; j < nj; j++, dst += C)                                     \
+    {                                                                        \
+      const float8 v = (float8) (t[0][j], t[1][j], t[2][j], t[3][j],         \
+                                 t[4][j], t[5][j], t[6][j], t[7][j]);        \
+      if (c0 + 8 <= C)                                                       \
+        vstore8 (v, 0, dst);                                                 \
+      else                                                                   \
+        for (int c = 0; c < C - c0; c++)                                     \
+          dst[c] = t[c][j];                                                  \
+    }
+
+#define CONV_LOAD_F32(i, p) (p)[i]
+
+kernel void conv_pack_f32 (global const float *x, ulong x_off, long s0, long s1, long s2, long s3,
+                           int W, int H, int C, int pad, global float *xp, int Wp, int Hp)
+{
+  CONV_PACK_BODY (CONV_LOAD_F32, vload8);
+}
+
+kernel void conv_pack_f16 (global const half *x, ulong x_off, long s0, long s1, long s2, long s3,
+                           int W, int H, int C, int pad, global float *xp, int Wp, int Hp)
+{
+  CONV_PACK_BODY (vload_half, vload_half8);
+}
+
+#define CONV_ACC_DECL                                                        \
+  float8 c0a = 0.0f, c0b = 0.0f, c1a = 0.0f, c1b = 0.0f, c2a = 0.0f,        \
+         c2b = 0.0f, c3a = 0.0f, c3b = 0.0f, c4a = 0.0f, c4b = 0.0f,        \
+         c5a = 0.0f, c5b = 0.0f
+
+#define CONV_FMA_ROW(i, s)                                                   \
+  do {                                                                       \
+    const float8 s8_ = (float8) (s);                                         \
+    c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                        \
+    c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                        \
+  } while (0)
+
+/* One tap (ky, kx): weights for 16 output channels, 6 pixels. */
+#define CONV_TAP(LOADB, off)                                                 \
+  do {                                                                       \
+    const float8 b0 = LOADB (0, bp), b1 = LOADB (1, bp);                     \
+    bp += ldw;                                                               \
+    const long o_ = (off);                                                    \
+    CONV_FMA_ROW (0, x0[o_]); CONV_FMA_ROW (1, x1[o_]);                      \
+    CONV_FMA_ROW (2, x2[o_]); CONV_FMA_ROW (3, x3[o_]);                      \
+    CONV_FMA_ROW (4, x4[o_]); CONV_FMA_ROW (5, x5[o_]);                      \
+  } while (0)
+
+/* Base of pixel m0 + i in the padded input; past-the-end pixels repeat the
+ * last one (computed, never stored). */
+#define CONV_PIXEL(i)                                                        \
+  const int p##i = min (m0 + i, M - 1);                                      \
+  const int img##i = p##i / HoWo, r##i = p##i - img##i * HoWo;               \
+  const int oy##i = r##i / Wo, ox##i = r##i - oy##i * Wo;                    \
+  const global float *x##i = xp + xp_off                                     \
+    + (((long) img##i * Hp + oy##i * stride) * Wp + ox##i * stride) * Cin
+
+inline void
+conv_store_pixel (global float *y, long HoWo, int n0, int Cout, float8 va, float8 vb)
+{
+  float t[16];
+  vstore8 (va, 0, t);
+  vstore8 (vb, 1, t);
+  const int n = min (16, Cout - n0);
+  for (int j = 0; j < n; j++)
+    y[(long) (n0 + j) * HoWo] = t[j];
+}
+
+#define CONV_STORE(i)                                                        \
+  if (m0 + i < M)                                                            \
+    conv_store_pixel (y + y_off + (long) img##i * Cout * HoWo + r##i, HoWo,  \
+                      n0, Cout, c##i##a, c##i##b)
+
+#define CONV_KERNEL_BODY(KS, LOADB, WT)                                      \
+  const int n0 = get_global_id (0) * 16, m0 = get_global_id (1) * CONV_TM;   \
+  if (n0 >= Cout || m0 >= M)                                                 \
+    return;                                                                  \
+  CONV_PIXEL (0); CONV_PIXEL (1); CONV_PIXEL (2);                            \
+  CONV_PIXEL (3); CONV_PIXEL (4); CONV_PIXEL (5);                            \
+  const global WT *bp = w + w_off + n0;                                      \
+  CONV_ACC_DECL;                                                             \
+  for (int ky = 0; ky < KS; ky++)                                            \
+    for (int kx = 0; kx < KS; kx++)                                          \
+      {                                                                      \
+        const long tap = ((long) ky * Wp + kx) * Cin;                        \
+        for (int ci = 0; ci < Cin; ci++)                                     \
+          CONV_TAP (LOADB, tap + ci);                                        \
+      }                                                                      \
+  if (has_bias)                                                              \
+    {                                                                        \
+      float t[16];                                                           \
+      for (int j = 0; j < 16; j++)                                           \
+        t[j] = n0 + j < Cout ? bias[bias_off + n0 + j] : 0.0f;               \
+      const float8 ba = vload8 (0, t), bv = vload8 (1, t);                   \
+      c0a += ba; c1a += ba; c2a += ba; c3a += ba; c4a += ba; c5a += ba;      \
+      c0b += bv; c1b += bv; c2b += bv; c3b += bv; c4b += bv; c5b += bv;      \
+    }                                                                        \
+  CONV_STORE (0); CONV_STORE (1); CONV_STORE (2);                            \
+  CONV_STORE (3); CONV_STORE (4); CONV_STORE (5)
+
+#define CONV_ARGS(WT)                                                        \
+  global const float *xp, ulong xp_off, int Wp, int Hp,                      \
+  int Cin, int stride, int Wo, int HoWo, int M,                              \
+  global const WT *w, ulong w_off, long ldw, int Cout,                       \
+  global const float *bias, ulong bias_off, int has_bias,                    \
+  global float *y, ulong y_off
+
+kernel void conv3x3_f16 (CONV_ARGS (half))  { CONV_KERNEL_BODY (3, vload_half8, half); }
+kernel void conv3x3_f32 (CONV_ARGS (float)) { CONV_KERNEL_BODY (3, vload8, float); }
+kernel void conv1x1_f16 (CONV_ARGS (half))  { CONV_KERNEL_BODY (1, vload_half8, half); }
+kernel void conv1x1_f32 (CONV_ARGS (float)) { CONV_KERNEL_BODY (1, vload8, float); }

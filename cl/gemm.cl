@@ -1,1 +1,178 @@
-/* gemm.cl */
+/* gemm.cl — C = A · B (+ bias) for linear layers and batched matmul, written
+ * for CPUs (PoCL) first: each work-item owns a register tile and walks the
+ * whole K dimension with explicit float8 vectors, so the compiler emits
+ * straight FMA code instead of trying to vectorise across work-items.
+ *
+ * Micro-tile (BLIS-style 6x16): a work-item computes GEMM_TM = 6 rows of A
+ * times 16 columns of B. Per k it loads one 16-wide row segment of B as two
+ * float8 (f16 weights are widened with vload_half8, which becomes vcvtph2ps
+ * on x86 with F16C), broadcasts 6 scalars of A and issues 12 FMAs into 12
+ * accumulator vectors: 15 of the 16 AVX registers.
+ *
+ * Layouts (elements, innermost first as in engine/tensor.h):
+ *   A  [K, M] rows of K, row stride lda, batch stride a_batch;
+ *   B  [N, K] i.e. B[k][n] with row stride ldb (the linear weight is stored
+ *      transposed this way by sdcl_linear_weight_new, ldb padded to a
+ *      multiple of 16 with zero columns, so its loads never need a mask);
+ *   C  [N, M] rows of N, row stride ldc.
+ * Columns n0 .. n0+15 are read unmasked when n0 + 16 <= n_readable; the
+ * last panel of an unpadded B (matmul) takes a slower masked path.
+ *
+ * Launch: global (ceil(N/16) rounded to local0, ceil(M/6) rounded to
+ * local1, batches), local (GEMM_WG_N, GEMM_WG_M, 1) — see ops-gemm.c.
+ * Neighbouring work-items of a group share B panels and A rows, so a group's
+ * working set (a few B panels, a few A row blocks) stays in L1/L2.
+ */
+#define GEMM_TM 6
+
+/* mad() lets the compiler choose, and PoCL's CPU backend lowers it to a
+ * multiply and an add; fma() is a single instruction where the device has
+ * one (FP_FAST_FMAF), but a slow library call where it does not. */
+#if defined (FP_FAST_FMAF) || defined (__FMA__) || defined (__ARM_FEATURE_FMA) || SDCL_IS_GPU
+#define SDCL_FMA(a, b, c) fma ((a), (b), (c))
+#else
+#define SDCL_FMA(a, b, c) mad ((a), (b), (c))
+#endif
+
+/* Accumulators for one 6x16 tile: row i is (c<i>a, c<i>b). */
+#define GEMM_ACC_DECL                                                        \
+  float8 c0a = 0.0f, c0b = 0.0f, c1a = 0.0f, c1b = 0.0f, c2a = 0.0f,        \
+         c2b = 0.0f, c3a = 0.0f, c3b = 0.0f, c4a = 0.0f, c4b = 0.0f,        \
+         c5a = 0.0f, c5b = 0.0f
+
+#define GEMM_FMA_ROW(i, s)                                                   \
+  do {                                                                       \
+    const float8 s8_ = (float8) (s);                                         \
+    c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                        \
+    c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                        \
+  } while (0)
+
+#define GEMM_FMA_6(s0, s1, s2, s3, s4, s5)                                   \
+  do {                                                                       \
+    GEMM_FMA_ROW (0, s0); GEMM_FMA_ROW (1, s1); GEMM_FMA_ROW (2, s2);        \
+    GEMM_FMA_ROW (3, s3); GEMM_FMA_ROW (4, s4); GEMM_FMA_ROW (5, s5);        \
+  } while (0)
+
+/* Adds bias (if any), then stores row i of the tile when it exists. */
+inline void
+gemm_store_row (global float *c, int n0, int N, float8 va, float8 vb)
+{
+  if (n0 + 16 <= N)
+    {
+      vstore8 (va, 0, c + n0);
+      vstore8 (vb, 1, c + n0);
+    }
+  else
+    {
+      float t[16];
+      vstore8 (va, 0, t);
+      vstore8 (vb, 1, t);
+      for (int j = 0; j < N - n0; j++)
+        c[n0 + j] = t[j];
+    }
+}
+
+#define GEMM_EPILOGUE                                                        \
+  do {                                                                       \
+    if (has_bias)                                                            \
+      {                                                                      \
+        float t[16];                                                         \
+        const global float *bb = bias + bias_off;                            \
+        for (int j = 0; j < 16; j++)                                         \
+          t[j] = n0 + j < N ? bb[n0 + j] : 0.0f;                             \
+        const float8 ba = vload8 (0, t), bv = vload8 (1, t);                 \
+        c0a += ba; c1a += ba; c2a += ba; c3a += ba; c4a += ba; c5a += ba;    \
+        c0b += bv; c1b += bv; c2b += bv; c3b += bv; c4b += bv; c5b += bv;    \
+      }                                                                      \
+    global float *cp = c + c_off + batch * c_batch + (long) m0 * ldc;        \
+    gemm_store_row (cp, n0, N, c0a, c0b);                                    \
+    if (m0 + 1 < M) gemm_store_row (cp + ldc, n0, N, c1a, c1b);              \
+    if (m0 + 2 < M) gemm_store_row (cp + 2 * ldc, n0, N, c2a, c2b);          \
+    if (m0 + 3 < M) gemm_store_row (cp + 3 * ldc, n0, N, c3a, c3b);          \
+    if (m0 + 4 < M) gemm_store_row (cp + 4 * ldc, n0, N, c4a, c4b);          \
+    if (m0 + 5 < M) gemm_store_row (cp + 5 * ldc, n0, N, c5a, c5b);          \
+  } while (0)
+
+/* The six A rows of the tile; rows past M repeat the last one (their
+ * results are computed and dropped), which keeps the K loop branch-free. */
+#define GEMM_A_ROWS                                                          \
+  const global float *ab = a + a_off + batch * a_batch;                      \
+  const global float *a0 = ab + (long) min (m0, M - 1) * lda;                \
+  const global float *a1 = ab + (long) min (m0 + 1, M - 1) * lda;            \
+  const global float *a2 = ab + (long) min (m0 + 2, M - 1) * lda;            \
+  const global float *a3 = ab + (long) min (m0 + 3, M - 1) * lda;            \
+  const global float *a4 = ab + (long) min (m0 + 4, M - 1) * lda;            \
+  const global float *a5 = ab + (long) min (m0 + 5, M - 1) * lda
+
+#define GEMM_K_LOOP(LOADB)                                                   \
+  for (int k = 0; k < K; k++)                                                \
+    {                                                                        \
+      const float8 b0 = LOADB (0, bp), b1 = LOADB (1, bp);                   \
+      bp += ldb;                                                             \
+      GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);                 \
+    }
+
+/* B with f16 storage (linear weights): always padded, never masked. */
+kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
+          global const half *b, ulong b_off, long ldb, long b_batch, int N, int n_readable,
+          global const float *bias, ulong bias_off, int has_bias,
+          global float *c, ulong c_off, long ldc, long c_batch)
+{
+  const int n0 = get_global_id (0) * 16, m0 = get_global_id (1) * GEMM_TM;
+  const int batch = get_global_id (2);
+  if (n0 >= N || m0 >= M)
+    return;
+  GEMM_A_ROWS;
+  const global half *bp = b + b_off + batch * b_batch + n0;
+  GEMM_ACC_DECL;
+  GEMM_K_LOOP (vload_half8);
+  GEMM_EPILOGUE;
+}
+
+/* Loads 16 columns of an f32 B row of which only `n` exist. */
+inline float8
+gemm_load_masked (int half_index, const global float *p, int n)
+{
+  float t[8];
+  for (int j = 0; j < 8; j++)
+    {
+      const int col = half_index * 8 + j;
+      t[j] = col < n ? p[col] : 0.0f;
+    }
+  return vload8 (0, t);
+}
+
+#define GEMM_LOAD_TAIL(i, p) gemm_load_masked ((i), (p), n_readable - n0)
+
+/* B with f32 storage: linear weights kept in f32 and sdcl_matmul. */
+kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
+          global const float *b, ulong b_off, long ldb, long b_batch, int N, int n_readable,
+          global const float *bias, ulong bias_off, int has_bias,
+          global float *c, ulong c_off, long ldc, long c_batch)
+{
+  const int n0 = get_global_id (0) * 16, m0 = get_global_id (1) * GEMM_TM;
+  const int batch = get_global_id (2);
+  if (n0 >= N || m0 >= M)
+    return;
+  GEMM_A_ROWS;
+  const global float *bp = b + b_off + batch * b_batch + n0;
+  GEMM_ACC_DECL;
+  if (n0 + 16 <= n_readable)
+    GEMM_K_LOOP (vload8)
+  else
+    GEMM_K_LOOP (GEMM_LOAD_TAIL)
+  GEMM_EPILOGUE;
+}
+
+
+/* Widens f16 weights to f32, 8 per work-item: count is a multiple of 16
+ * (whole padded rows). Used once per call before a large product, because
+ * converting inside the K loop (two vcvtph2ps per 12 FMAs) costs a third
+ * of the FMA throughput on x86, while here each weight is converted once
+ * for all the rows that use it. */
+kernel void gemm_widen_f16 (global const half *w, ulong w_off, global float *out, long count)
+{
+  const long i = get_global_id (0);
+  if (i * 8 < count)
+    vstore8 (vload_half8 (i, w + w_off), i, out);
+}

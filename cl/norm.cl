@@ -141,16 +141,15 @@ void softmax_f32 (global const float *x, ulong x_off, int n, global float *y, ul
   for (int i = l; i < n; i += NORM_WG)
     m = fmax (m, p[i]);
   m = wg_max (m, scratch);
+  /* no early return for masked rows: PoCL needs every work-item to reach
+   * the barriers below; exp(-inf - 0) = 0 makes such a row all zeros */
   if (m == -INFINITY)
-    {
-      for (int i = l; i < n; i += NORM_WG)
-        out[i] = 0.0f;
-      return;
-    }
+    m = 0.0f;
   float s = 0.0f;
   for (int i = l; i < n; i += NORM_WG)
     s += exp (p[i] - m);
-  const float inv = 1.0f / wg_sum (s, scratch);
+  s = wg_sum (s, scratch);
+  const float inv = s > 0.0f ? 1.0f / s : 0.0f;
   for (int i = l; i < n; i += NORM_WG)
     out[i] = exp (p[i] - m) * inv;
 }

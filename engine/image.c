@@ -29,6 +29,23 @@ png_warning_fn (png_structp png, png_const_charp msg)
 {
 }
 
+/* libpng copies the chunks, so they live only for this call. */
+static void
+set_text (png_structp png, png_infop info, const gchar * const *text)
+{
+  const guint n = text ? g_strv_length ((gchar **) text) / 2 : 0;
+  if (n == 0)
+    return;
+  g_autofree png_textp chunks = g_new0 (png_text, n);
+  for (guint i = 0; i < n; i++)
+    {
+      chunks[i].compression = PNG_TEXT_COMPRESSION_NONE;
+      chunks[i].key = (png_charp) text[2 * i];
+      chunks[i].text = (png_charp) text[2 * i + 1];
+    }
+  png_set_text (png, info, chunks, n);
+}
+
 gboolean
 sdcl_png_write (const gchar *path, guint width, guint height, guint channels,
                 const guint8 *pixels, const gchar * const *text, GError **error)
@@ -47,12 +64,9 @@ sdcl_png_write (const gchar *path, guint width, guint height, guint channels,
   png_structp png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &perr, png_error_fn,
                                              png_warning_fn);
   png_infop info = png_create_info_struct (png);
-  const guint n_text = text ? g_strv_length ((gchar **) text) / 2 : 0;
-  png_textp chunks = g_new0 (png_text, MAX (n_text, 1));
   if (setjmp (png_jmpbuf (png)))
     {
       png_destroy_write_struct (&png, &info);
-      g_free (chunks);
       fclose (f);
       g_remove (tmp);
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "writing %s failed: %s", path,
@@ -63,20 +77,12 @@ sdcl_png_write (const gchar *path, guint width, guint height, guint channels,
   png_set_IHDR (png, info, width, height, 8,
                 channels == 4 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  for (guint i = 0; i < n_text; i++)
-    {
-      chunks[i].compression = PNG_TEXT_COMPRESSION_NONE;
-      chunks[i].key = (png_charp) text[2 * i];
-      chunks[i].text = (png_charp) text[2 * i + 1];
-    }
-  if (n_text)
-    png_set_text (png, info, chunks, n_text);
+  set_text (png, info, text);
   png_write_info (png, info);
   for (guint y = 0; y < height; y++)
     png_write_row (png, pixels + (gsize) y * width * channels);
   png_write_end (png, info);
   png_destroy_write_struct (&png, &info);
-  g_free (chunks);
   if (fclose (f) != 0 || g_rename (tmp, path) != 0)
     {
       int saved = errno;

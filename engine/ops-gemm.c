@@ -1,1 +1,462 @@
-/* ops-gemm.c */
+/* ops-gemm.c — host side of the matrix products and convolutions: weight
+ * packing, shape checks and launch geometry for the kernels in cl/gemm.cl
+ * and cl/conv.cl.
+ *
+ * Packed weights are ordinary (strided) tensor views, so they describe
+ * themselves truthfully: element (n, k) of a linear weight is W[n][k].
+ *   linear  ne = { out, in, 1, 1 }, stored as Wᵀ: rows of `in`... i.e. for
+ *           each input feature k a row of ldw >= out elements (ldw a
+ *           multiple of 16, the tail zero-filled), so the kernel's 16-wide
+ *           loads of output features never need a mask;
+ *   conv2d  ne = { out, kw, kh, in }, the same [k][ldw] rows with k running
+ *           over (kh, kw, in), in innermost: the implicit GEMM's K order
+ *           over a channel-innermost input (see cl/conv.cl).
+ */
+#include "ops.h"
+
+#include <string.h>
+
+/* Work-item tile and work-group shape; GEMM_TM and GEMM_TN must match
+ * cl/gemm.cl and cl/conv.cl. A group is GEMM_WG_N panels of 16 outputs by
+ * GEMM_WG_M tiles of 6 rows (64 x 48): its work-items reuse each other's B
+ * panels and A rows while they are in cache. On PoCL with 2 cores, shapes
+ * from 1x8 to 20x4 measured within noise of each other (the K loop is
+ * FMA-bound); 4x8 keeps enough groups for load balance at small M. */
+#define GEMM_TM   6
+#define GEMM_TN   16
+#define GEMM_WG_N 4
+#define GEMM_WG_M 8
+
+/* Products with at least this many rows widen f16 weights to f32 first. */
+#define WIDEN_MIN_ROWS 96
+
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static inline gulong
+elem_off (const SdclTensor *t)
+{
+  return t->offset / sdcl_dtype_size (t->dtype);
+}
+
+static inline glong
+elem_stride (const SdclTensor *t, int i)
+{
+  return (glong) (t->nb[i] / sdcl_dtype_size (t->dtype));
+}
+
+static SdclTensor *
+shape_error (GError **error, const gchar *op, const gchar *what, const SdclTensor *a,
+             const SdclTensor *b)
+{
+  g_autofree gchar *da = sdcl_tensor_describe (a);
+  g_autofree gchar *db = b ? sdcl_tensor_describe (b) : NULL;
+  g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE, "%s: %s (%s%s%s)", op, what, da,
+               db ? " and " : "", db ? db : "");
+  return NULL;
+}
+
+static SdclTensor *
+dtype_error (GError **error, const gchar *op, const gchar *what, const SdclTensor *t)
+{
+  g_autofree gchar *d = sdcl_tensor_describe (t);
+  g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_DTYPE, "%s: %s, got %s", op, what, d);
+  return NULL;
+}
+
+/* TRUE when dims 1..3 of t can be walked as one run of rows with a single
+ * stride (in elements, *row_stride), ne0 being unit-stride f32. */
+static gboolean
+uniform_rows (const SdclTensor *t, glong *row_stride)
+{
+  if (t->dtype != SDCL_DTYPE_F32 || (t->ne[0] > 1 && t->nb[0] != sizeof (gfloat)))
+    return FALSE;
+  glong stride = -1;
+  gsize expect = 0;
+  for (int i = 1; i < 4; i++)
+    {
+      if (t->ne[i] == 1)
+        continue;
+      if (stride < 0)
+        stride = elem_stride (t, i);
+      else if (t->nb[i] != expect)
+        return FALSE;
+      expect = t->nb[i] * t->ne[i];
+    }
+  *row_stride = stride < 0 ? t->ne[0] : stride;
+  return TRUE;
+}
+
+/* x itself (a new reference) when its rows are uniformly strided f32,
+ * else a contiguous f32 copy. */
+static SdclTensor *
+rows_of (const SdclTensor *x, glong *row_stride, GError **error)
+{
+  if (uniform_rows (x, row_stride))
+    return sdcl_tensor_view (x, x->ne, x->nb, 0, error);
+  SdclTensor *c = sdcl_contiguous (x, error);
+  if (c)
+    *row_stride = c->ne[0];
+  return c;
+}
+
+/* The bias as a unit-stride f32 vector of n elements, or NULL with an error. */
+static SdclTensor *
+bias_of (const SdclTensor *bias, gint64 n, const gchar *op, GError **error)
+{
+  if (sdcl_tensor_numel (bias) != n)
+    {
+      g_autofree gchar *d = sdcl_tensor_describe (bias);
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "%s: bias %s should have %" G_GINT64_FORMAT " elements", op, d, n);
+      return NULL;
+    }
+  if (sdcl_tensor_is_contiguous (bias) && bias->dtype == SDCL_DTYPE_F32)
+    return sdcl_tensor_view (bias, bias->ne, bias->nb, 0, error);
+  return sdcl_contiguous (bias, error);
+}
+
+/* Packs rows W[n][k] (n < n_out, k < n_k, row-major floats) as a [k][ldw]
+ * matrix of `storage` dtype, zero beyond n_out, and returns the strided
+ * view of it with the given 4-D shape (ne[0] == n_out). */
+static SdclTensor *
+pack_weight (SdclEngine *engine, SdclDtype storage, const gfloat *w, gint64 n_out,
+             gint64 n_k, const gint64 ne[4], GError **error)
+{
+  const gsize esize = sdcl_dtype_size (storage);
+  const gint64 ldw = sdcl_round_up (n_out, GEMM_TN);
+  gsize count;
+  if (n_out <= 0 || n_k <= 0 || !g_size_checked_mul (&count, ldw, n_k)
+      || count > G_MAXSIZE / esize)
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "weight of %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " is out of range",
+                   n_out, n_k);
+      return NULL;
+    }
+  const gint64 dense_ne[1] = { (gint64) count };
+  g_autoptr (SdclTensor) t = sdcl_tensor_new (engine, storage, 1, dense_ne, error);
+  if (!t)
+    return NULL;
+
+  g_autofree guint8 *host = g_malloc0 (count * esize);
+  for (gint64 n = 0; n < n_out; n++)
+    for (gint64 k = 0; k < n_k; k++)
+      {
+        const gfloat v = w[n * n_k + k];
+        const gsize at = (gsize) k * ldw + n;
+        if (storage == SDCL_DTYPE_F16)
+          ((guint16 *) host)[at] = sdcl_f32_to_f16 (v);
+        else
+          ((gfloat *) host)[at] = v;
+      }
+  if (!sdcl_tensor_write (t, host, error))
+    return NULL;
+
+  /* ne = { n_out, d1, d2, d3 } with d1·d2·d3 == n_k, rows of ldw */
+  gsize nb[4] = { esize, esize * ldw, 0, 0 };
+  nb[2] = nb[1] * ne[1];
+  nb[3] = nb[2] * ne[2];
+  return sdcl_tensor_view (t, ne, nb, 0, error);
+}
+
+/* The row stride (elements) of a packed weight whose dimension `dim` steps
+ * one row, or 0 when w does not look like one made by pack_weight. */
+static glong
+packed_ldw (const SdclTensor *w, int dim)
+{
+  const gsize esize = sdcl_dtype_size (w->dtype);
+  if (w->nb[0] != esize || w->nb[dim] % esize != 0)
+    return 0;
+  const glong ldw = w->nb[dim] / esize;
+  if (ldw % GEMM_TN != 0 || ldw < (glong) sdcl_round_up (w->ne[0], GEMM_TN))
+    return 0;
+  return ldw;
+}
+
+/* The packed weight w ([k_rows][ldw] rows) as the kernels should read it
+ * for a product with m_rows rows: f16 weights are widened into a pooled
+ * f32 copy when there are enough rows to amortise it (see gemm_widen_f16
+ * in cl/gemm.cl); otherwise w itself. Returns a new reference. */
+static SdclTensor *
+weight_for_rows (const SdclTensor *w, gint64 k_rows, glong ldw, gint64 m_rows, GError **error)
+{
+  if (w->dtype != SDCL_DTYPE_F16 || m_rows < WIDEN_MIN_ROWS)
+    return sdcl_tensor_view (w, w->ne, w->nb, 0, error);
+  const gint64 count = k_rows * ldw;
+  g_autoptr (SdclTensor) wide = sdcl_tensor_new (w->engine, SDCL_DTYPE_F32, 1, &count, error);
+  const gsize local = 64, global = sdcl_round_up ((count / 8), local);
+  if (!wide || !SDCL_LAUNCH (w->engine, "gemm_widen_f16", 1, &global, &local, error,
+                             SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (elem_off (w)),
+                             SDCL_ARG_MEM (wide->mem), SDCL_ARG_LONG (count)))
+    return NULL;
+  return g_steal_pointer (&wide);
+}
+
+/* ---- linear and matmul -------------------------------------------------------- */
+
+SdclTensor *
+sdcl_linear_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
+                        gint64 out_features, gint64 in_features, GError **error)
+{
+  const gint64 ne[4] = { out_features, in_features, 1, 1 };
+  return pack_weight (engine, storage, w, out_features, in_features, ne, error);
+}
+
+/* One launch of gemm_f16/gemm_f32 over `batches` products. */
+static gboolean
+launch_gemm (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_batch, gint64 M,
+             gint64 K, const SdclTensor *b, glong ldb, glong b_batch, gint64 N,
+             gint64 n_readable, const SdclTensor *bias, SdclTensor *c, glong ldc,
+             glong c_batch, gint64 batches, GError **error)
+{
+  const gsize local[3] = { GEMM_WG_N, GEMM_WG_M, 1 };
+  const gsize global[3] = {
+    sdcl_round_up ((N + GEMM_TN - 1) / GEMM_TN, local[0]),
+    sdcl_round_up ((M + GEMM_TM - 1) / GEMM_TM, local[1]),
+    batches,
+  };
+  return SDCL_LAUNCH (engine, b->dtype == SDCL_DTYPE_F16 ? "gemm_f16" : "gemm_f32", 3,
+                      global, local, error,
+                      SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (elem_off (a)),
+                      SDCL_ARG_LONG (lda), SDCL_ARG_LONG (a_batch),
+                      SDCL_ARG_INT (M), SDCL_ARG_INT (K),
+                      SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (elem_off (b)),
+                      SDCL_ARG_LONG (ldb), SDCL_ARG_LONG (b_batch),
+                      SDCL_ARG_INT (N), SDCL_ARG_INT (n_readable),
+                      SDCL_ARG_MEM (bias ? bias->mem : c->mem),
+                      SDCL_ARG_ULONG (bias ? elem_off (bias) : 0),
+                      SDCL_ARG_INT (bias != NULL),
+                      SDCL_ARG_MEM (c->mem), SDCL_ARG_ULONG (elem_off (c)),
+                      SDCL_ARG_LONG (ldc), SDCL_ARG_LONG (c_batch));
+}
+
+SdclTensor *
+sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, GError **error)
+{
+  const gint64 N = w->ne[0], K = w->ne[1];
+  const glong ldw = packed_ldw (w, 1);
+  if (ldw == 0 || w->ne[2] != 1 || w->ne[3] != 1)
+    return shape_error (error, "linear", "the weight was not made by sdcl_linear_weight_new",
+                        w, NULL);
+  if (x->ne[0] != K)
+    return shape_error (error, "linear", "input features differ from the weight's", x, w);
+  if (x->dtype != SDCL_DTYPE_F32 && x->dtype != SDCL_DTYPE_F16)
+    return dtype_error (error, "linear", "the input must be f32", x);
+
+  glong lda;
+  g_autoptr (SdclTensor) xr = rows_of (x, &lda, error);
+  g_autoptr (SdclTensor) br = xr && bias ? bias_of (bias, N, "linear", error) : NULL;
+  if (!xr || (bias && !br))
+    return NULL;
+  const gint64 ne[4] = { N, x->ne[1], x->ne[2], x->ne[3] };
+  const gint64 M = x->ne[1] * x->ne[2] * x->ne[3];
+  g_autoptr (SdclTensor) wk = weight_for_rows (w, K, ldw, M, error);
+  g_autoptr (SdclTensor) y = wk ? sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error) : NULL;
+  if (!y || !launch_gemm (x->engine, xr, lda, 0, M, K, wk, ldw, 0, N, ldw, br, y, N, 0, 1,
+                          error))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+/* The batch stride (elements) of a 3-D operand whose dims 2 and 3 are
+ * walked as one batch dimension, or -1 when they cannot be. */
+static glong
+batch_stride (const SdclTensor *t)
+{
+  if (t->ne[2] > 1 && t->ne[3] > 1 && t->nb[3] != t->nb[2] * t->ne[2])
+    return -1;
+  if (t->ne[2] > 1)
+    return elem_stride (t, 2);
+  return t->ne[3] > 1 ? elem_stride (t, 3) : 0;
+}
+
+/* t when its ne0 is unit-stride f32 and its batch dims flatten, else a
+ * contiguous copy; both as new references. */
+static SdclTensor *
+matrix_of (const SdclTensor *t, GError **error)
+{
+  if (t->dtype == SDCL_DTYPE_F32 && (t->ne[0] == 1 || t->nb[0] == sizeof (gfloat))
+      && batch_stride (t) >= 0)
+    return sdcl_tensor_view (t, t->ne, t->nb, 0, error);
+  return sdcl_contiguous (t, error);
+}
+
+SdclTensor *
+sdcl_matmul (const SdclTensor *a, const SdclTensor *b, gboolean transpose_b, GError **error)
+{
+  if ((a->dtype != SDCL_DTYPE_F32 && a->dtype != SDCL_DTYPE_F16)
+      || (b->dtype != SDCL_DTYPE_F32 && b->dtype != SDCL_DTYPE_F16))
+    return shape_error (error, "matmul", "operands must be f32", a, b);
+
+  /* bt is b as [N, K, B]: B[k][n], n unit-stride */
+  g_autoptr (SdclTensor) bt = NULL;
+  if (transpose_b)
+    {
+      const gint perm[4] = { 1, 0, 2, 3 };
+      g_autoptr (SdclTensor) p = sdcl_permute (b, perm, error);
+      bt = p ? sdcl_contiguous (p, error) : NULL;
+    }
+  else
+    bt = matrix_of (b, error);
+  if (!bt)
+    return NULL;
+
+  const gint64 K = a->ne[0], M = a->ne[1], N = bt->ne[0];
+  const gint64 batches = a->ne[2] * a->ne[3], b_batches = bt->ne[2] * bt->ne[3];
+  if (bt->ne[1] != K)
+    return shape_error (error, "matmul", transpose_b ? "b's ne0 must equal a's ne0 (K)"
+                                                     : "b's ne1 must equal a's ne0 (K)", a, b);
+  if (b_batches != 1 && (bt->ne[2] != a->ne[2] || bt->ne[3] != a->ne[3]))
+    return shape_error (error, "matmul", "b's batch must be 1 or a's", a, b);
+
+  g_autoptr (SdclTensor) ar = matrix_of (a, error);
+  if (!ar)
+    return NULL;
+  const gint64 ne[4] = { N, M, a->ne[2], a->ne[3] };
+  g_autoptr (SdclTensor) y = sdcl_tensor_new (a->engine, SDCL_DTYPE_F32, 4, ne, error);
+  if (!y || !launch_gemm (a->engine, ar, elem_stride (ar, 1), batch_stride (ar), M, K,
+                          bt, elem_stride (bt, 1), b_batches == 1 ? 0 : batch_stride (bt), N,
+                          N, NULL, y, N, N * M, batches, error))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
+/* ---- conv2d --------------------------------------------------------------------- */
+
+SdclTensor *
+sdcl_conv2d_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
+                        gint64 out_channels, gint64 in_channels, gint64 kh, gint64 kw,
+                        GError **error)
+{
+  if (kh <= 0 || kw <= 0 || in_channels <= 0)
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "conv2d weight [%" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " x %"
+                   G_GINT64_FORMAT " x %" G_GINT64_FORMAT "] has an empty dimension",
+                   out_channels, in_channels, kh, kw);
+      return NULL;
+    }
+  gsize count;
+  if (!g_size_checked_mul (&count, out_channels, in_channels)
+      || !g_size_checked_mul (&count, count, kh * kw))
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "conv2d weight [%" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " x %"
+                   G_GINT64_FORMAT " x %" G_GINT64_FORMAT "] is out of range",
+                   out_channels, in_channels, kh, kw);
+      return NULL;
+    }
+  /* PyTorch's [out][in][kh][kw] reordered to [out][kh][kw][in] */
+  g_autofree gfloat *r = g_new (gfloat, count);
+  const gint64 taps = kh * kw;
+  for (gint64 o = 0; o < out_channels; o++)
+    for (gint64 i = 0; i < in_channels; i++)
+      for (gint64 t = 0; t < taps; t++)
+        r[(o * taps + t) * in_channels + i] = w[(o * in_channels + i) * taps + t];
+  g_autoptr (SdclTensor) packed = pack_weight (engine, storage, r, out_channels,
+                                               in_channels * taps, (const gint64[4]) { out_channels, in_channels * taps, 1, 1 },
+                                               error);
+  if (!packed)
+    return NULL;
+  /* element (o, kx, ky, i) of the view is W[o][i][ky][kx] */
+  const gsize row = packed->nb[1];
+  const gint64 ne[4] = { out_channels, kw, kh, in_channels };
+  const gsize nb[4] = { packed->nb[0], row * in_channels, row * in_channels * kw, row };
+  return sdcl_tensor_view (packed, ne, nb, 0, error);
+}
+
+SdclTensor *
+sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, gint stride,
+             gint pad, GError **error)
+{
+  const gint64 Cout = w->ne[0], kw = w->ne[1], kh = w->ne[2], Cin = w->ne[3];
+  const gint64 W = x->ne[0], H = x->ne[1], N = x->ne[3];
+  const glong ldw = packed_ldw (w, 3);
+  if (ldw == 0 || w->nb[1] != w->nb[3] * Cin || w->nb[2] != w->nb[1] * kw)
+    return shape_error (error, "conv2d", "the weight was not made by sdcl_conv2d_weight_new",
+                        w, NULL);
+  if (kh != kw || (kh != 1 && kh != 3))
+    return shape_error (error, "conv2d", "only 1x1 and 3x3 kernels are supported", w, NULL);
+  if (stride != 1 && stride != 2)
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                   "conv2d: stride %d is not 1 or 2", stride);
+      return NULL;
+    }
+  if (pad < 0 || pad > 16)
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                   "conv2d: padding %d is not 0..16", pad);
+      return NULL;
+    }
+  if (x->ne[2] != Cin)
+    return shape_error (error, "conv2d", "input channels (ne2) differ from the weight's", x, w);
+  if (x->dtype != SDCL_DTYPE_F32 && x->dtype != SDCL_DTYPE_F16)
+    return dtype_error (error, "conv2d", "the input must be f32", x);
+  const gint64 Wp = W + 2 * pad, Hp = H + 2 * pad;
+  if (Wp < kw || Hp < kh)
+    return shape_error (error, "conv2d", "the padded input is smaller than the kernel", x, w);
+  const gint64 Wo = (Wp - kw) / stride + 1, Ho = (Hp - kh) / stride + 1;
+
+  /* The kernel reads a zero-padded copy with channels innermost (see
+   * cl/conv.cl), so its inner loop is the GEMM's, without bounds checks. */
+  gsize xp_count;
+  if (!g_size_checked_mul (&xp_count, Wp * Hp, Cin) || !g_size_checked_mul (&xp_count, xp_count, N))
+    return shape_error (error, "conv2d", "the input is too large", x, NULL);
+  g_autoptr (SdclTensor) xp = sdcl_tensor_new_4d (x->engine, SDCL_DTYPE_F32, Cin, Wp, Hp, N,
+                                                  error);
+  if (!xp)
+    return NULL;
+  {
+    /* 8x8 pixel-channel blocks (see cl/conv.cl), a whole padded row of
+     * blocks by 4 rows per group: PoCL's cost per group is about a
+     * microsecond, more than a block's copy */
+    const gsize blocks = (Wp + 7) / 8;
+    const gsize local[3] = { blocks <= 32 ? blocks : 8, 4, 1 };
+    const gsize global[3] = { sdcl_round_up (blocks, local[0]), sdcl_round_up (Hp, 4),
+                              (Cin + 7) / 8 * N };
+    if (!SDCL_LAUNCH (x->engine, x->dtype == SDCL_DTYPE_F16 ? "conv_pack_f16" : "conv_pack_f32",
+                      3, global, local, error,
+                      SDCL_ARG_MEM (x->mem), SDCL_ARG_ULONG (elem_off (x)),
+                      SDCL_ARG_LONG (elem_stride (x, 0)), SDCL_ARG_LONG (elem_stride (x, 1)),
+                      SDCL_ARG_LONG (elem_stride (x, 2)), SDCL_ARG_LONG (elem_stride (x, 3)),
+                      SDCL_ARG_INT (W), SDCL_ARG_INT (H), SDCL_ARG_INT (Cin),
+                      SDCL_ARG_INT (pad), SDCL_ARG_MEM (xp->mem), SDCL_ARG_INT (Wp),
+                      SDCL_ARG_INT (Hp)))
+      return NULL;
+  }
+  g_autoptr (SdclTensor) br = bias ? bias_of (bias, Cout, "conv2d", error) : NULL;
+  if (bias && !br)
+    return NULL;
+
+  g_autoptr (SdclTensor) y = sdcl_tensor_new_4d (x->engine, SDCL_DTYPE_F32, Wo, Ho, Cout, N,
+                                                 error);
+  if (!y)
+    return NULL;
+  const gint64 M = Wo * Ho * N;
+  g_autoptr (SdclTensor) wk = weight_for_rows (w, Cin * kh * kw, ldw, M, error);
+  if (!wk)
+    return NULL;
+  const gsize local[3] = { GEMM_WG_N, GEMM_WG_M, 1 };
+  const gsize global[3] = {
+    sdcl_round_up ((Cout + GEMM_TN - 1) / GEMM_TN, local[0]),
+    sdcl_round_up ((M + GEMM_TM - 1) / GEMM_TM, local[1]),
+    1,
+  };
+  const gboolean f16 = wk->dtype == SDCL_DTYPE_F16;
+  const gchar *name = kh == 3 ? (f16 ? "conv3x3_f16" : "conv3x3_f32")
+                              : (f16 ? "conv1x1_f16" : "conv1x1_f32");
+  if (!SDCL_LAUNCH (x->engine, name, 3, global, local, error,
+                    SDCL_ARG_MEM (xp->mem), SDCL_ARG_ULONG (0),
+                    SDCL_ARG_INT (Wp), SDCL_ARG_INT (Hp),
+                    SDCL_ARG_INT (Cin), SDCL_ARG_INT (stride),
+                    SDCL_ARG_INT (Wo), SDCL_ARG_INT (Wo * Ho), SDCL_ARG_INT (M),
+                    SDCL_ARG_MEM (wk->mem), SDCL_ARG_ULONG (elem_off (wk)), SDCL_ARG_LONG (ldw),
+                    SDCL_ARG_INT (Cout),
+                    SDCL_ARG_MEM (br ? br->mem : y->mem), SDCL_ARG_ULONG (br ? elem_off (br) : 0),
+                    SDCL_ARG_INT (br != NULL),
+                    SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0)))
+    return NULL;
+  return g_steal_pointer (&y);
+}

@@ -238,7 +238,7 @@ struct _SdclEngine
   gchar           *build_options;
   gchar           *cache_dir;      /* NULL: binary cache off */
 
-  GHashTable      *kernel_file;    /* kernel name -> cl file name (static strings) */
+  GHashTable      *kernel_file;    /* kernel name -> cl file name, for built programs */
   GHashTable      *programs;       /* cl file name -> cl_program */
   GHashTable      *kernels;        /* kernel name -> cl_kernel */
 
@@ -300,30 +300,6 @@ choose_device (GArray *all, const gchar *spec, GError **error)
   g_set_error (error, SDCL_RUNTIME_ERROR, SDCL_RUNTIME_ERROR_NO_DEVICE,
                "no OpenCL device matches '%s' (see 'sdcl devices')", spec);
   return -1;
-}
-
-/* Records which cl file defines each kernel, by scanning the sources for
- * "kernel void NAME". */
-static void
-index_kernels (SdclEngine *engine)
-{
-  for (guint i = 0; i < sdcl_cl_n_sources; i++)
-    {
-      const gchar *p = sdcl_cl_sources[i].source;
-      while ((p = strstr (p, "kernel void ")) != NULL)
-        {
-          p += strlen ("kernel void ");
-          while (*p == ' ')
-            p++;
-          const gchar *end = p;
-          while (g_ascii_isalnum (*end) || *end == '_')
-            end++;
-          if (end > p)
-            g_hash_table_insert (engine->kernel_file, g_strndup (p, end - p),
-                                 (gpointer) sdcl_cl_sources[i].name);
-          p = end;
-        }
-    }
 }
 
 SdclEngine *
@@ -391,7 +367,6 @@ sdcl_engine_new (const gchar *spec, GError **error)
   else
     engine->cache_dir = g_build_filename (g_get_user_cache_dir (), "sdcl", "kernels", NULL);
 
-  index_kernels (engine);
   return engine;
 
 fail:
@@ -695,7 +670,28 @@ get_program (SdclEngine *engine, const gchar *file, GError **error)
       cache_store (engine, key, program);
     }
   g_hash_table_insert (engine->programs, (gpointer) file, program);
+
+  /* remember which kernels this file defines */
+  gsize n = 0;
+  if (clGetProgramInfo (program, CL_PROGRAM_KERNEL_NAMES, 0, NULL, &n) == CL_SUCCESS && n > 0)
+    {
+      g_autofree gchar *names = g_malloc0 (n + 1);
+      clGetProgramInfo (program, CL_PROGRAM_KERNEL_NAMES, n, names, NULL);
+      g_auto (GStrv) list = g_strsplit (names, ";", -1);
+      for (guint i = 0; list[i]; i++)
+        if (*g_strstrip (list[i]))
+          g_hash_table_insert (engine->kernel_file, g_strdup (list[i]), (gpointer) file);
+    }
   return program;
+}
+
+gboolean
+sdcl_engine_build_all (SdclEngine *engine, GError **error)
+{
+  for (guint i = 0; i < sdcl_cl_n_sources; i++)
+    if (!get_program (engine, sdcl_cl_sources[i].name, error))
+      return FALSE;
+  return TRUE;
 }
 
 static cl_kernel
@@ -704,7 +700,16 @@ get_kernel (SdclEngine *engine, const gchar *name, GError **error)
   cl_kernel kernel = g_hash_table_lookup (engine->kernels, name);
   if (kernel)
     return kernel;
+  /* kernels are found by building the programs in turn until one
+   * defines the name (each program is built once per engine) */
   const gchar *file = g_hash_table_lookup (engine->kernel_file, name);
+  for (guint i = 0; !file && i < sdcl_cl_n_sources; i++)
+    if (!g_hash_table_contains (engine->programs, sdcl_cl_sources[i].name))
+      {
+        if (!get_program (engine, sdcl_cl_sources[i].name, error))
+          return NULL;
+        file = g_hash_table_lookup (engine->kernel_file, name);
+      }
   if (!file)
     {
       g_set_error (error, SDCL_RUNTIME_ERROR, SDCL_RUNTIME_ERROR_BUILD,

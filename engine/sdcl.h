@@ -85,6 +85,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclEngine, sdcl_engine_free)
 
 const SdclDeviceInfo *sdcl_engine_device (SdclEngine *engine);
 
+/* Compiles (or loads from the on-disk cache) every kernel program now,
+ * instead of on first use. */
+gboolean sdcl_engine_build_all (SdclEngine *engine, GError **error);
+
 /* Waits for all queued work; also flushes the kernel profile. */
 gboolean sdcl_engine_finish (SdclEngine *engine, GError **error);
 

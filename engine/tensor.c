@@ -13,6 +13,7 @@ struct _SdclStorage
   SdclEngine *engine;
   cl_mem      mem;
   gsize       bytes;     /* real size of mem (pool buffers may be larger) */
+  gsize       size;      /* bytes the tensor asked for: views stay inside */
 };
 
 static void
@@ -72,6 +73,7 @@ sdcl_tensor_new (SdclEngine *engine, SdclDtype dtype, guint n_dims, const gint64
   storage->engine = engine;
   storage->mem = mem;
   storage->bytes = got;
+  storage->size = bytes;
 
   SdclTensor *t = g_new0 (SdclTensor, 1);
   t->dtype = dtype;
@@ -128,7 +130,7 @@ sdcl_tensor_view (const SdclTensor *t, const gint64 ne[4], const gsize *nb, gsiz
       ok = g_size_checked_mul (&step, v->nb[i], (gsize) (v->ne[i] - 1))
         && g_size_checked_add (&last, last, step);
     }
-  if (!ok || last + sdcl_dtype_size (v->dtype) > t->storage->bytes)
+  if (!ok || last + sdcl_dtype_size (v->dtype) > t->storage->size)
     {
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
                    "view [%" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT

@@ -175,6 +175,34 @@ bench_memory_op (const gchar *name, OpFn fn, Args *a, gdouble bytes)
   row (name, 0, t, note);
 }
 
+/* Engine creation to every program built, with an empty kernel cache and
+ * then with the cache it filled. */
+static void
+bench_start (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *dir = g_dir_make_tmp ("sdcl-bench-cache-XXXXXX", NULL);
+  g_autofree gchar *old = g_strdup (g_getenv ("SDCL_KERNEL_CACHE"));
+  g_setenv ("SDCL_KERNEL_CACHE", dir, TRUE);
+  gdouble t[2];
+  for (int i = 0; i < 2; i++)
+    {
+      gint64 t0 = g_get_monotonic_time ();
+      SdclEngine *e = sdcl_engine_new (NULL, &error);
+      CHECK (e && sdcl_engine_build_all (e, &error));
+      t[i] = (g_get_monotonic_time () - t0) / 1e6;
+      sdcl_engine_free (e);
+    }
+  g_print ("start-up: compile all kernels %.2f s (empty cache), %.3f s (cached)\n", t[0], t[1]);
+  if (old)
+    g_setenv ("SDCL_KERNEL_CACHE", old, TRUE);
+  else
+    g_unsetenv ("SDCL_KERNEL_CACHE");
+  g_autofree gchar *cmd = g_strdup_printf ("rm -rf '%s'", dir);
+  if (system (cmd) != 0)
+    g_printerr ("bench: could not remove %s\n", dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -182,6 +210,7 @@ main (int argc, char **argv)
   const gchar *r = g_getenv ("SDCL_BENCH_REPEATS");
   if (r)
     repeats = MAX (1, atoi (r));
+  bench_start ();
   engine = sdcl_engine_new (NULL, &error);
   CHECK (engine);
   const SdclDeviceInfo *dev = sdcl_engine_device (engine);
