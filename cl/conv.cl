@@ -31,7 +31,7 @@
  * 8 pixel x 8 channel block through a private tile, so it reads 8
  * consecutive pixels of each plane and writes 8 consecutive channels of
  * each pixel. Launch: global (ceil(Wp/8), Hp, ceil(C/8)·N). */
-#define CONV_PACK_BODY(LOAD, LOAD8)                                                 \
+#define CONV_PACK_BODY(LOAD, LOAD8)                                          \
   const int px0 = get_global_id (0) * 8, py = get_global_id (1);             \
   const int c_blocks = (C + 7) / 8;                                          \
   const int n = get_global_id (2) / c_blocks;                                \
@@ -95,8 +95,8 @@ kernel void conv_pack_f16 (global const half *x, ulong x_off, long s0, long s1, 
 #define CONV_FMA_ROW(i, s)                                                   \
   do {                                                                       \
     const float8 s8_ = (float8) (s);                                         \
-    c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                        \
-    c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                        \
+    c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                   \
+    c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                   \
   } while (0)
 
 /* One tap (ky, kx): weights for 16 output channels, 6 pixels. */
@@ -104,7 +104,7 @@ kernel void conv_pack_f16 (global const half *x, ulong x_off, long s0, long s1, 
   do {                                                                       \
     const float8 b0 = LOADB (0, bp), b1 = LOADB (1, bp);                     \
     bp += ldw;                                                               \
-    const long o_ = (off);                                                    \
+    const long o_ = (off);                                                   \
     CONV_FMA_ROW (0, x0[o_]); CONV_FMA_ROW (1, x1[o_]);                      \
     CONV_FMA_ROW (2, x2[o_]); CONV_FMA_ROW (3, x3[o_]);                      \
     CONV_FMA_ROW (4, x4[o_]); CONV_FMA_ROW (5, x5[o_]);                      \

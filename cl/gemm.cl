@@ -5,9 +5,12 @@
  *
  * Micro-tile (BLIS-style 6x16): a work-item computes GEMM_TM = 6 rows of A
  * times 16 columns of B. Per k it loads one 16-wide row segment of B as two
- * float8 (f16 weights are widened with vload_half8, which becomes vcvtph2ps
- * on x86 with F16C), broadcasts 6 scalars of A and issues 12 FMAs into 12
- * accumulator vectors: 15 of the 16 AVX registers.
+ * float8, broadcasts 6 scalars of A and issues 12 FMAs into 12 accumulator
+ * vectors: 15 of the 16 AVX registers, no spills (checked in the PoCL
+ * kernel cache's .so). f16 B is read with vload_half8 (vcvtph2ps with
+ * F16C); for products with many rows the host widens it to f32 once per
+ * call with gemm_widen_f16 instead, because the conversion in the K loop
+ * costs about a third of the FMA rate on x86.
  *
  * Layouts (elements, innermost first as in engine/tensor.h):
  *   A  [K, M] rows of K, row stride lda, batch stride a_batch;
@@ -26,8 +29,9 @@
 #define GEMM_TM 6
 
 /* mad() lets the compiler choose, and PoCL's CPU backend lowers it to a
- * multiply and an add; fma() is a single instruction where the device has
- * one (FP_FAST_FMAF), but a slow library call where it does not. */
+ * multiply and an add (half the FMA rate); fma() is one instruction where
+ * the device has FMA, but a slow library call where it does not. PoCL
+ * does not define FP_FAST_FMAF, hence the target's own feature macros. */
 #if defined (FP_FAST_FMAF) || defined (__FMA__) || defined (__ARM_FEATURE_FMA) || SDCL_IS_GPU
 #define SDCL_FMA(a, b, c) fma ((a), (b), (c))
 #else
@@ -43,8 +47,8 @@
 #define GEMM_FMA_ROW(i, s)                                                   \
   do {                                                                       \
     const float8 s8_ = (float8) (s);                                         \
-    c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                        \
-    c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                        \
+    c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                   \
+    c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                   \
   } while (0)
 
 #define GEMM_FMA_6(s0, s1, s2, s3, s4, s5)                                   \

@@ -4,17 +4,19 @@
  *
  * Packed weights are ordinary (strided) tensor views, so they describe
  * themselves truthfully: element (n, k) of a linear weight is W[n][k].
- *   linear  ne = { out, in, 1, 1 }, stored as Wᵀ: rows of `in`... i.e. for
- *           each input feature k a row of ldw >= out elements (ldw a
+ *   linear  ne = { out, in, 1, 1 }, stored as Wᵀ: for each input feature k
+ *           a row of ldw >= out elements (nb[1] = ldw · element size, ldw a
  *           multiple of 16, the tail zero-filled), so the kernel's 16-wide
  *           loads of output features never need a mask;
  *   conv2d  ne = { out, kw, kh, in }, the same [k][ldw] rows with k running
  *           over (kh, kw, in), in innermost: the implicit GEMM's K order
- *           over a channel-innermost input (see cl/conv.cl).
+ *           over a channel-innermost input (see cl/conv.cl); so nb[3]
+ *           (one input channel) is the row stride.
+ * Storage is f16 or f32. f16 weights are widened to a pooled f32 copy per
+ * call when M is large (weight_for_rows); x86 converts f16 with vcvtph2ps,
+ * which in the K loop would cost a third of the FMA throughput.
  */
 #include "ops.h"
-
-#include <string.h>
 
 /* Work-item tile and work-group shape; GEMM_TM and GEMM_TN must match
  * cl/gemm.cl and cl/conv.cl. A group is GEMM_WG_N panels of 16 outputs by
@@ -27,9 +29,9 @@
 #define GEMM_WG_N 4
 #define GEMM_WG_M 8
 
-/* Products with at least this many rows widen f16 weights to f32 first. */
+/* Products with at least this many rows widen f16 weights to f32 first:
+ * at 77 rows (the text encoder) converting in the K loop was faster. */
 #define WIDEN_MIN_ROWS 96
-
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -285,9 +287,10 @@ matrix_of (const SdclTensor *t, GError **error)
 SdclTensor *
 sdcl_matmul (const SdclTensor *a, const SdclTensor *b, gboolean transpose_b, GError **error)
 {
-  if ((a->dtype != SDCL_DTYPE_F32 && a->dtype != SDCL_DTYPE_F16)
-      || (b->dtype != SDCL_DTYPE_F32 && b->dtype != SDCL_DTYPE_F16))
-    return shape_error (error, "matmul", "operands must be f32", a, b);
+  if (a->dtype != SDCL_DTYPE_F32 && a->dtype != SDCL_DTYPE_F16)
+    return dtype_error (error, "matmul", "operands must be f32", a);
+  if (b->dtype != SDCL_DTYPE_F32 && b->dtype != SDCL_DTYPE_F16)
+    return dtype_error (error, "matmul", "operands must be f32", b);
 
   /* bt is b as [N, K, B]: B[k][n], n unit-stride */
   g_autoptr (SdclTensor) bt = NULL;
@@ -354,9 +357,9 @@ sdcl_conv2d_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
     for (gint64 i = 0; i < in_channels; i++)
       for (gint64 t = 0; t < taps; t++)
         r[(o * taps + t) * in_channels + i] = w[(o * in_channels + i) * taps + t];
+  const gint64 flat[4] = { out_channels, in_channels * taps, 1, 1 };
   g_autoptr (SdclTensor) packed = pack_weight (engine, storage, r, out_channels,
-                                               in_channels * taps, (const gint64[4]) { out_channels, in_channels * taps, 1, 1 },
-                                               error);
+                                               in_channels * taps, flat, error);
   if (!packed)
     return NULL;
   /* element (o, kx, ky, i) of the view is W[o][i][ky][kx] */
@@ -401,9 +404,6 @@ sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, g
 
   /* The kernel reads a zero-padded copy with channels innermost (see
    * cl/conv.cl), so its inner loop is the GEMM's, without bounds checks. */
-  gsize xp_count;
-  if (!g_size_checked_mul (&xp_count, Wp * Hp, Cin) || !g_size_checked_mul (&xp_count, xp_count, N))
-    return shape_error (error, "conv2d", "the input is too large", x, NULL);
   g_autoptr (SdclTensor) xp = sdcl_tensor_new_4d (x->engine, SDCL_DTYPE_F32, Cin, Wp, Hp, N,
                                                   error);
   if (!xp)
