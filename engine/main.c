@@ -1,4 +1,5 @@
 /* main.c — the sdcl command-line tool. */
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -88,6 +89,7 @@ usage (void)
 int
 main (int argc, char **argv)
 {
+  setlocale (LC_ALL, "");
   if (argc >= 2 && g_str_equal (argv[1], "devices"))
     return cmd_devices ();
   if (argc >= 2 && g_str_equal (argv[1], "demo"))

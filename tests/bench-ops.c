@@ -5,6 +5,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -206,6 +207,7 @@ bench_start (void)
 int
 main (int argc, char **argv)
 {
+  setlocale (LC_ALL, "");
   g_autoptr (GError) error = NULL;
   const gchar *r = g_getenv ("SDCL_BENCH_REPEATS");
   if (r)
