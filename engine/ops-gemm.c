@@ -16,7 +16,7 @@
  * call when M is large (weight_for_rows); x86 converts f16 with vcvtph2ps,
  * which in the K loop would cost a third of the FMA throughput.
  */
-#include "ops.h"
+#include "ops-internal.h"
 
 /* Work-item tile and work-group shape; GEMM_TM and GEMM_TN must match
  * cl/gemm.cl and cl/conv.cl. A group is GEMM_WG_N panels of 16 outputs by
@@ -35,27 +35,10 @@
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static inline gulong
-elem_off (const SdclTensor *t)
-{
-  return t->offset / sdcl_dtype_size (t->dtype);
-}
-
 static inline glong
 elem_stride (const SdclTensor *t, int i)
 {
   return (glong) (t->nb[i] / sdcl_dtype_size (t->dtype));
-}
-
-static SdclTensor *
-shape_error (GError **error, const gchar *op, const gchar *what, const SdclTensor *a,
-             const SdclTensor *b)
-{
-  g_autofree gchar *da = sdcl_tensor_describe (a);
-  g_autofree gchar *db = b ? sdcl_tensor_describe (b) : NULL;
-  g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE, "%s: %s (%s%s%s)", op, what, da,
-               db ? " and " : "", db ? db : "");
-  return NULL;
 }
 
 static SdclTensor *
@@ -189,7 +172,7 @@ weight_for_rows (const SdclTensor *w, gint64 k_rows, glong ldw, gint64 m_rows, G
   g_autoptr (SdclTensor) wide = sdcl_tensor_new (w->engine, SDCL_DTYPE_F32, 1, &count, error);
   const gsize local = 64, global = sdcl_round_up ((count / 8), local);
   if (!wide || !SDCL_LAUNCH (w->engine, "gemm_widen_f16", 1, &global, &local, error,
-                             SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (elem_off (w)),
+                             SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (sdcl_elem_off (w)),
                              SDCL_ARG_MEM (wide->mem), SDCL_ARG_LONG (count)))
     return NULL;
   return g_steal_pointer (&wide);
@@ -220,16 +203,16 @@ launch_gemm (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_batch, 
   };
   return SDCL_LAUNCH (engine, b->dtype == SDCL_DTYPE_F16 ? "gemm_f16" : "gemm_f32", 3,
                       global, local, error,
-                      SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (elem_off (a)),
+                      SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (sdcl_elem_off (a)),
                       SDCL_ARG_LONG (lda), SDCL_ARG_LONG (a_batch),
                       SDCL_ARG_INT (M), SDCL_ARG_INT (K),
-                      SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (elem_off (b)),
+                      SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (sdcl_elem_off (b)),
                       SDCL_ARG_LONG (ldb), SDCL_ARG_LONG (b_batch),
                       SDCL_ARG_INT (N), SDCL_ARG_INT (n_readable),
                       SDCL_ARG_MEM (bias ? bias->mem : c->mem),
-                      SDCL_ARG_ULONG (bias ? elem_off (bias) : 0),
+                      SDCL_ARG_ULONG (bias ? sdcl_elem_off (bias) : 0),
                       SDCL_ARG_INT (bias != NULL),
-                      SDCL_ARG_MEM (c->mem), SDCL_ARG_ULONG (elem_off (c)),
+                      SDCL_ARG_MEM (c->mem), SDCL_ARG_ULONG (sdcl_elem_off (c)),
                       SDCL_ARG_LONG (ldc), SDCL_ARG_LONG (c_batch));
 }
 
@@ -239,10 +222,10 @@ sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, G
   const gint64 N = w->ne[0], K = w->ne[1];
   const glong ldw = packed_ldw (w, 1);
   if (ldw == 0 || w->ne[2] != 1 || w->ne[3] != 1)
-    return shape_error (error, "linear", "the weight was not made by sdcl_linear_weight_new",
+    return sdcl_ops_shape_error (error, "linear", "the weight was not made by sdcl_linear_weight_new",
                         w, NULL);
   if (x->ne[0] != K)
-    return shape_error (error, "linear", "input features differ from the weight's", x, w);
+    return sdcl_ops_shape_error (error, "linear", "input features differ from the weight's", x, w);
   if (x->dtype != SDCL_DTYPE_F32 && x->dtype != SDCL_DTYPE_F16)
     return dtype_error (error, "linear", "the input must be f32", x);
 
@@ -308,10 +291,10 @@ sdcl_matmul (const SdclTensor *a, const SdclTensor *b, gboolean transpose_b, GEr
   const gint64 K = a->ne[0], M = a->ne[1], N = bt->ne[0];
   const gint64 batches = a->ne[2] * a->ne[3], b_batches = bt->ne[2] * bt->ne[3];
   if (bt->ne[1] != K)
-    return shape_error (error, "matmul", transpose_b ? "b's ne0 must equal a's ne0 (K)"
+    return sdcl_ops_shape_error (error, "matmul", transpose_b ? "b's ne0 must equal a's ne0 (K)"
                                                      : "b's ne1 must equal a's ne0 (K)", a, b);
   if (b_batches != 1 && (bt->ne[2] != a->ne[2] || bt->ne[3] != a->ne[3]))
-    return shape_error (error, "matmul", "b's batch must be 1 or a's", a, b);
+    return sdcl_ops_shape_error (error, "matmul", "b's batch must be 1 or a's", a, b);
 
   g_autoptr (SdclTensor) ar = matrix_of (a, error);
   if (!ar)
@@ -377,10 +360,10 @@ sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, g
   const gint64 W = x->ne[0], H = x->ne[1], N = x->ne[3];
   const glong ldw = packed_ldw (w, 3);
   if (ldw == 0 || w->nb[1] != w->nb[3] * Cin || w->nb[2] != w->nb[1] * kw)
-    return shape_error (error, "conv2d", "the weight was not made by sdcl_conv2d_weight_new",
+    return sdcl_ops_shape_error (error, "conv2d", "the weight was not made by sdcl_conv2d_weight_new",
                         w, NULL);
   if (kh != kw || (kh != 1 && kh != 3))
-    return shape_error (error, "conv2d", "only 1x1 and 3x3 kernels are supported", w, NULL);
+    return sdcl_ops_shape_error (error, "conv2d", "only 1x1 and 3x3 kernels are supported", w, NULL);
   if (stride != 1 && stride != 2)
     {
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
@@ -394,12 +377,12 @@ sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, g
       return NULL;
     }
   if (x->ne[2] != Cin)
-    return shape_error (error, "conv2d", "input channels (ne2) differ from the weight's", x, w);
+    return sdcl_ops_shape_error (error, "conv2d", "input channels (ne2) differ from the weight's", x, w);
   if (x->dtype != SDCL_DTYPE_F32 && x->dtype != SDCL_DTYPE_F16)
     return dtype_error (error, "conv2d", "the input must be f32", x);
   const gint64 Wp = W + 2 * pad, Hp = H + 2 * pad;
   if (Wp < kw || Hp < kh)
-    return shape_error (error, "conv2d", "the padded input is smaller than the kernel", x, w);
+    return sdcl_ops_shape_error (error, "conv2d", "the padded input is smaller than the kernel", x, w);
   const gint64 Wo = (Wp - kw) / stride + 1, Ho = (Hp - kh) / stride + 1;
 
   /* The kernel reads a zero-padded copy with channels innermost (see
@@ -418,7 +401,7 @@ sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, g
                               (Cin + 7) / 8 * N };
     if (!SDCL_LAUNCH (x->engine, x->dtype == SDCL_DTYPE_F16 ? "conv_pack_f16" : "conv_pack_f32",
                       3, global, local, error,
-                      SDCL_ARG_MEM (x->mem), SDCL_ARG_ULONG (elem_off (x)),
+                      SDCL_ARG_MEM (x->mem), SDCL_ARG_ULONG (sdcl_elem_off (x)),
                       SDCL_ARG_LONG (elem_stride (x, 0)), SDCL_ARG_LONG (elem_stride (x, 1)),
                       SDCL_ARG_LONG (elem_stride (x, 2)), SDCL_ARG_LONG (elem_stride (x, 3)),
                       SDCL_ARG_INT (W), SDCL_ARG_INT (H), SDCL_ARG_INT (Cin),
@@ -452,9 +435,9 @@ sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, g
                     SDCL_ARG_INT (Wp), SDCL_ARG_INT (Hp),
                     SDCL_ARG_INT (Cin), SDCL_ARG_INT (stride),
                     SDCL_ARG_INT (Wo), SDCL_ARG_INT (Wo * Ho), SDCL_ARG_INT (M),
-                    SDCL_ARG_MEM (wk->mem), SDCL_ARG_ULONG (elem_off (wk)), SDCL_ARG_LONG (ldw),
+                    SDCL_ARG_MEM (wk->mem), SDCL_ARG_ULONG (sdcl_elem_off (wk)), SDCL_ARG_LONG (ldw),
                     SDCL_ARG_INT (Cout),
-                    SDCL_ARG_MEM (br ? br->mem : y->mem), SDCL_ARG_ULONG (br ? elem_off (br) : 0),
+                    SDCL_ARG_MEM (br ? br->mem : y->mem), SDCL_ARG_ULONG (br ? sdcl_elem_off (br) : 0),
                     SDCL_ARG_INT (br != NULL),
                     SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0)))
     return NULL;

@@ -2,7 +2,7 @@
  * shape checks, output allocation and launch geometry. The kernels are in
  * cl/elementwise.cl, cl/norm.cl and cl/attention.cl.
  */
-#include "ops.h"
+#include "ops-internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -14,27 +14,10 @@ G_DEFINE_QUARK (sdcl-ops-error-quark, sdcl_ops_error)
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static inline gulong
-elem_off (const SdclTensor *t)
-{
-  return t->offset / sdcl_dtype_size (t->dtype);
-}
-
 static inline glong
 elem_stride (const SdclTensor *t, int i)
 {
   return t->ne[i] == 1 ? 0 : (glong) (t->nb[i] / sdcl_dtype_size (t->dtype));
-}
-
-static gboolean
-shape_error (GError **error, const gchar *op, const gchar *what, const SdclTensor *a,
-             const SdclTensor *b)
-{
-  g_autofree gchar *da = sdcl_tensor_describe (a);
-  g_autofree gchar *db = b ? sdcl_tensor_describe (b) : NULL;
-  g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE, "%s: %s (%s%s%s)", op, what, da,
-               db ? " and " : "", db ? db : "");
-  return FALSE;
 }
 
 static gboolean
@@ -45,6 +28,17 @@ require_f32 (const SdclTensor *t, const gchar *op, GError **error)
   g_autofree gchar *d = sdcl_tensor_describe (t);
   g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_DTYPE, "%s takes f32 tensors, got %s", op, d);
   return FALSE;
+}
+
+gpointer
+sdcl_ops_shape_error (GError **error, const gchar *op, const gchar *what, const SdclTensor *a,
+                      const SdclTensor *b)
+{
+  g_autofree gchar *da = sdcl_tensor_describe (a);
+  g_autofree gchar *db = b ? sdcl_tensor_describe (b) : NULL;
+  g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE, "%s: %s (%s%s%s)", op, what, da,
+               db ? " and " : "", db ? db : "");
+  return NULL;
 }
 
 /* x itself (a new reference) when it is contiguous f32, else a copy. */
@@ -92,10 +86,10 @@ copy_into (const SdclTensor *src, SdclTensor *dst, GError **error)
 {
   return LAUNCH_GRID (src->engine, src->dtype == SDCL_DTYPE_F16 ? "copy_f16" : "copy_f32",
                       src->ne[0], src->ne[1], src->ne[2] * src->ne[3], error,
-                      SDCL_ARG_MEM (src->mem), SDCL_ARG_ULONG (elem_off (src)),
+                      SDCL_ARG_MEM (src->mem), SDCL_ARG_ULONG (sdcl_elem_off (src)),
                       SDCL_ARG_LONG (elem_stride (src, 0)), SDCL_ARG_LONG (elem_stride (src, 1)),
                       SDCL_ARG_LONG (elem_stride (src, 2)), SDCL_ARG_LONG (elem_stride (src, 3)),
-                      SDCL_ARG_MEM (dst->mem), SDCL_ARG_ULONG (elem_off (dst)),
+                      SDCL_ARG_MEM (dst->mem), SDCL_ARG_ULONG (sdcl_elem_off (dst)),
                       SDCL_ARG_LONG (elem_stride (dst, 0)), SDCL_ARG_LONG (elem_stride (dst, 1)),
                       SDCL_ARG_LONG (elem_stride (dst, 2)), SDCL_ARG_LONG (elem_stride (dst, 3)),
                       SDCL_ARG_INT (src->ne[0]), SDCL_ARG_INT (src->ne[1]),
@@ -153,8 +147,7 @@ sdcl_concat (const SdclTensor *a, const SdclTensor *b, gint dim, GError **error)
     }
   for (int i = 0; i < 4; i++)
     if (i != dim && a->ne[i] != b->ne[i])
-      return shape_error (error, "concat", "shapes differ outside the joined dimension", a, b),
-             NULL;
+      return sdcl_ops_shape_error (error, "concat", "shapes differ outside the joined dimension", a, b);
   gint64 ne[4];
   memcpy (ne, a->ne, sizeof ne);
   ne[dim] += b->ne[dim];
@@ -179,7 +172,7 @@ sdcl_unary (const SdclTensor *x, SdclUnary op, GError **error)
   g_autoptr (SdclTensor) y = xd ? new_f32 (x->engine, x->ne, error) : NULL;
   gint64 n = sdcl_tensor_numel (x);
   if (!y || !LAUNCH_LINEAR (x->engine, kernels[op], n, error,
-                            SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                            SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                             SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0), SDCL_ARG_LONG (n)))
     return NULL;
   return g_steal_pointer (&y);
@@ -189,7 +182,7 @@ SdclTensor *
 sdcl_geglu (const SdclTensor *x, GError **error)
 {
   if (x->ne[0] % 2 != 0)
-    return shape_error (error, "geglu", "the feature dimension must be even", x, NULL), NULL;
+    return sdcl_ops_shape_error (error, "geglu", "the feature dimension must be even", x, NULL);
   g_autoptr (SdclTensor) xd = dense (x, error);
   if (!xd)
     return NULL;
@@ -197,7 +190,7 @@ sdcl_geglu (const SdclTensor *x, GError **error)
   const gint64 ne[4] = { F, x->ne[1], x->ne[2], x->ne[3] };
   g_autoptr (SdclTensor) y = new_f32 (x->engine, ne, error);
   if (!y || !LAUNCH_GRID (x->engine, "geglu_f32", F, rows, 1, error,
-                          SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                          SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                           SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
                           SDCL_ARG_INT (F), SDCL_ARG_INT (rows)))
     return NULL;
@@ -209,16 +202,16 @@ sdcl_binary (const SdclTensor *a, const SdclTensor *b, SdclBinary op, GError **e
 {
   for (int i = 0; i < 4; i++)
     if (b->ne[i] != 1 && b->ne[i] != a->ne[i])
-      return shape_error (error, op == SDCL_BINARY_ADD ? "add" : "mul",
-                          "the second operand does not broadcast to the first", a, b), NULL;
+      return sdcl_ops_shape_error (error, op == SDCL_BINARY_ADD ? "add" : "mul",
+                          "the second operand does not broadcast to the first", a, b);
   if (!require_f32 (b, "add/mul", error))
     return NULL;
   g_autoptr (SdclTensor) ad = dense (a, error);
   g_autoptr (SdclTensor) y = ad ? new_f32 (a->engine, a->ne, error) : NULL;
   if (!y || !LAUNCH_GRID (a->engine, op == SDCL_BINARY_ADD ? "add_f32" : "mul_f32",
                           a->ne[0], a->ne[1], a->ne[2] * a->ne[3], error,
-                          SDCL_ARG_MEM (ad->mem), SDCL_ARG_ULONG (elem_off (ad)),
-                          SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (elem_off (b)),
+                          SDCL_ARG_MEM (ad->mem), SDCL_ARG_ULONG (sdcl_elem_off (ad)),
+                          SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (sdcl_elem_off (b)),
                           SDCL_ARG_LONG (elem_stride (b, 0)), SDCL_ARG_LONG (elem_stride (b, 1)),
                           SDCL_ARG_LONG (elem_stride (b, 2)), SDCL_ARG_LONG (elem_stride (b, 3)),
                           SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
@@ -235,7 +228,7 @@ sdcl_scale (const SdclTensor *x, gfloat s, gfloat t, GError **error)
   g_autoptr (SdclTensor) y = xd ? new_f32 (x->engine, x->ne, error) : NULL;
   gint64 n = sdcl_tensor_numel (x);
   if (!y || !LAUNCH_LINEAR (x->engine, "scale_f32", n, error,
-                            SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                            SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                             SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0), SDCL_ARG_LONG (n),
                             SDCL_ARG_FLOAT (s), SDCL_ARG_FLOAT (t)))
     return NULL;
@@ -251,7 +244,7 @@ sdcl_upsample_nearest2x (const SdclTensor *x, GError **error)
   const gint64 ne[4] = { 2 * x->ne[0], 2 * x->ne[1], x->ne[2], x->ne[3] };
   g_autoptr (SdclTensor) y = new_f32 (x->engine, ne, error);
   if (!y || !LAUNCH_GRID (x->engine, "upsample_nearest2x_f32", ne[0], ne[1], x->ne[2] * x->ne[3],
-                          error, SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                          error, SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                           SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
                           SDCL_ARG_INT (x->ne[0]), SDCL_ARG_INT (x->ne[1])))
     return NULL;
@@ -294,8 +287,11 @@ check_affine (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor *be
     }
   if (gamma && (sdcl_tensor_numel (gamma) != n || sdcl_tensor_numel (beta) != n
                 || !sdcl_tensor_is_contiguous (gamma) || !sdcl_tensor_is_contiguous (beta)))
-    return shape_error (error, op, "gamma and beta must be contiguous with one value per channel",
-                        x, gamma);
+    {
+      sdcl_ops_shape_error (error, op, "gamma and beta must be contiguous with one value per "
+                            "channel", x, gamma);
+      return FALSE;
+    }
   return (!gamma || require_f32 (gamma, op, error)) && (!beta || require_f32 (beta, op, error));
 }
 
@@ -305,8 +301,8 @@ sdcl_group_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor 
 {
   const gint64 HW = x->ne[0] * x->ne[1], C = x->ne[2], N = x->ne[3];
   if (groups < 1 || C % groups != 0)
-    return shape_error (error, "group norm", "the channel count is not a multiple of the groups",
-                        x, NULL), NULL;
+    return sdcl_ops_shape_error (error, "group norm", "the channel count is not a multiple of the groups",
+                        x, NULL);
   if (!check_affine (x, gamma, beta, C, "group norm", error))
     return NULL;
   g_autoptr (SdclTensor) xd = dense (x, error);
@@ -319,17 +315,17 @@ sdcl_group_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor 
     return NULL;
   const gsize local[2] = { NORM_WG, 1 }, global[2] = { NORM_WG, groups * N };
   if (!SDCL_LAUNCH (x->engine, "block_stats_f32", 2, global, local, error,
-                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                     SDCL_ARG_LONG (HW * (C / groups)), SDCL_ARG_FLOAT (eps),
                     SDCL_ARG_MEM (stats->mem)))
     return NULL;
   if (!LAUNCH_GRID (x->engine, "group_norm_apply_f32", HW, C, N, error,
-                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                     SDCL_ARG_MEM (stats->mem),
                     SDCL_ARG_MEM (gamma ? gamma->mem : xd->mem),
-                    SDCL_ARG_ULONG (gamma ? elem_off (gamma) : 0),
+                    SDCL_ARG_ULONG (gamma ? sdcl_elem_off (gamma) : 0),
                     SDCL_ARG_MEM (beta ? beta->mem : xd->mem),
-                    SDCL_ARG_ULONG (beta ? elem_off (beta) : 0),
+                    SDCL_ARG_ULONG (beta ? sdcl_elem_off (beta) : 0),
                     SDCL_ARG_INT (gamma != NULL), SDCL_ARG_INT (fuse_silu),
                     SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
                     SDCL_ARG_INT (HW), SDCL_ARG_INT (C), SDCL_ARG_INT (groups)))
@@ -350,12 +346,12 @@ sdcl_layer_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor 
   const gsize rows = x->ne[1] * x->ne[2] * x->ne[3];
   const gsize local[2] = { NORM_WG, 1 }, global[2] = { NORM_WG, rows };
   if (!SDCL_LAUNCH (x->engine, "layer_norm_f32", 2, global, local, error,
-                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                     SDCL_ARG_INT (x->ne[0]), SDCL_ARG_FLOAT (eps),
                     SDCL_ARG_MEM (gamma ? gamma->mem : xd->mem),
-                    SDCL_ARG_ULONG (gamma ? elem_off (gamma) : 0),
+                    SDCL_ARG_ULONG (gamma ? sdcl_elem_off (gamma) : 0),
                     SDCL_ARG_MEM (beta ? beta->mem : xd->mem),
-                    SDCL_ARG_ULONG (beta ? elem_off (beta) : 0),
+                    SDCL_ARG_ULONG (beta ? sdcl_elem_off (beta) : 0),
                     SDCL_ARG_INT (gamma != NULL),
                     SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0)))
     return NULL;
@@ -372,7 +368,7 @@ sdcl_softmax (const SdclTensor *x, GError **error)
   const gsize rows = x->ne[1] * x->ne[2] * x->ne[3];
   const gsize local[2] = { NORM_WG, 1 }, global[2] = { NORM_WG, rows };
   if (!SDCL_LAUNCH (x->engine, "softmax_f32", 2, global, local, error,
-                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (elem_off (xd)),
+                    SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                     SDCL_ARG_INT (x->ne[0]), SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0)))
     return NULL;
   return g_steal_pointer (&y);
@@ -386,8 +382,8 @@ sdcl_attention (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v, g
 {
   const gint64 HD = q->ne[0], Sq = q->ne[1], Skv = k->ne[1], B = q->ne[2];
   if (heads < 1 || HD % heads != 0)
-    return shape_error (error, "attention", "the feature dimension is not a multiple of the heads",
-                        q, NULL), NULL;
+    return sdcl_ops_shape_error (error, "attention", "the feature dimension is not a multiple of the heads",
+                        q, NULL);
   const gint64 D = HD / heads;
   if (D % 4 != 0 || D > ATT_MAX_D)
     {
@@ -398,10 +394,9 @@ sdcl_attention (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v, g
     }
   if (k->ne[0] != HD || v->ne[0] != HD || v->ne[1] != Skv || k->ne[2] != B || v->ne[2] != B
       || q->ne[3] != 1 || k->ne[3] != 1 || v->ne[3] != 1)
-    return shape_error (error, "attention", "q, k and v do not fit together", q, k), NULL;
+    return sdcl_ops_shape_error (error, "attention", "q, k and v do not fit together", q, k);
   if (causal && Sq != Skv)
-    return shape_error (error, "attention", "a causal mask needs as many queries as keys", q, k),
-           NULL;
+    return sdcl_ops_shape_error (error, "attention", "a causal mask needs as many queries as keys", q, k);
   if (!require_f32 (q, "attention", error) || !require_f32 (k, "attention", error)
       || !require_f32 (v, "attention", error))
     return NULL;
@@ -410,13 +405,13 @@ sdcl_attention (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v, g
   const SdclTensor *in[3] = { q, k, v };
   for (int i = 0; i < 3; i++)
     if (in[i]->nb[0] != sizeof (gfloat))
-      return shape_error (error, "attention", "features must be contiguous", in[i], NULL), NULL;
+      return sdcl_ops_shape_error (error, "attention", "features must be contiguous", in[i], NULL);
 
   const gint64 ne[4] = { HD, Sq, B, 1 };
   g_autoptr (SdclTensor) o = new_f32 (q->engine, ne, error);
   if (!o)
     return NULL;
-#define ROWS(t) SDCL_ARG_MEM ((t)->mem), SDCL_ARG_ULONG (elem_off (t)), \
+#define ROWS(t) SDCL_ARG_MEM ((t)->mem), SDCL_ARG_ULONG (sdcl_elem_off (t)), \
                 SDCL_ARG_LONG ((t)->nb[1] / 4), SDCL_ARG_LONG ((t)->nb[2] / 4)
   const gsize local[3] = { 16, 1, 1 };
   const gsize global[3] = { sdcl_round_up (Sq, 16), heads, B };
