@@ -27,6 +27,21 @@ kernel void NAME (global const SRC_T *src, ulong src_off,                    \
 COPY_KERNEL (copy_f32, float, src[s])
 COPY_KERNEL (copy_f16, half, vload_half (0, src + s))
 
+/* y[:, j] = table[:, ids[j]]; ids as exact floats. Grid (W, n). */
+#define EMBEDDING_KERNEL(NAME, T, LOAD)                                       \
+kernel void NAME (global const T *table, ulong t_off, global const float *ids, \
+                  global float *y, int W, int n)                             \
+{                                                                            \
+  const int i = get_global_id (0), j = get_global_id (1);                   \
+  if (i >= W || j >= n)                                                      \
+    return;                                                                  \
+  const long s = t_off + (long) ids[j] * W + i;                              \
+  y[(long) j * W + i] = LOAD;                                                \
+}
+
+EMBEDDING_KERNEL (embedding_f32, float, table[s])
+EMBEDDING_KERNEL (embedding_f16, half, vload_half (0, table + s))
+
 /* ---- activations ---------------------------------------------------------- */
 
 inline float silu (float x)       { return x / (1.0f + exp (-x)); }

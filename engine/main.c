@@ -77,12 +77,69 @@ cmd_demo (int argc, char **argv)
   return 0;
 }
 
+static gchar *
+format_bytes (guint64 bytes)
+{
+  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+}
+
+static gchar *
+format_params (guint64 n)
+{
+  return n >= 1000000 ? g_strdup_printf ("%.1f M", n / 1e6) : g_strdup_printf ("%.1f k", n / 1e3);
+}
+
+static int
+cmd_info (int argc, char **argv)
+{
+  g_autofree gchar *vae = NULL;
+  GOptionEntry entries[] = {
+    { "vae", 0, 0, G_OPTION_ARG_FILENAME, &vae, "A VAE file or folder replacing the model's", "VAE" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("MODEL - what a model file holds");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc != 2)
+    {
+      g_printerr ("sdcl info: %s\nusage: sdcl info MODEL [--vae VAE]\n",
+                  error ? error->message : "give one model file or diffusers folder");
+      return 2;
+    }
+  g_autoptr (SdclModelInfo) info = sdcl_model_inspect (argv[1], vae, &error);
+  if (!info)
+    {
+      g_printerr ("sdcl info: %s\n", error->message);
+      return 1;
+    }
+  g_autofree gchar *te = format_params (info->text_encoder_params);
+  g_autofree gchar *un = format_params (info->unet_params);
+  g_autofree gchar *va = format_params (info->vae_params);
+  g_autofree gchar *wb = format_bytes (info->weight_bytes);
+  g_autofree gchar *work = format_bytes (info->work_bytes);
+  g_autofree gchar *total = format_bytes (info->weight_bytes + info->work_bytes);
+  g_print ("%s\n", info->path);
+  g_print ("  kind           %s (UNet input %u channels)\n", info->kind_name, info->unet_in_channels);
+  g_print ("  layout         %s, weights stored as %s\n", info->layout, info->file_dtypes);
+  if (info->vae_path)
+    g_print ("  VAE            replaced by %s\n", info->vae_path);
+  g_print ("  text encoder   %s parameters (%u wide, %u layers)\n", te, info->text_width,
+           info->text_layers);
+  g_print ("  UNet           %s parameters\n", un);
+  g_print ("  VAE            %s parameters (latent %u channels, 1/%u of the image)\n", va,
+           info->latent_channels, info->latent_factor);
+  g_print ("  native size    %u x %u\n", info->native_size, info->native_size);
+  g_print ("  device memory  %s weights (f16) + about %s working = %s\n", wb, work, total);
+  return 0;
+}
+
 static void
 usage (void)
 {
   g_printerr ("usage: sdcl COMMAND [OPTIONS]\n\n"
               "commands:\n"
               "  devices    list OpenCL platforms and devices\n"
+              "  info       what a model file holds: kind, parts, sizes (sdcl info MODEL)\n"
               "  demo       render a picture with the engine's kernels (-o FILE.png)\n");
 }
 
@@ -92,6 +149,8 @@ main (int argc, char **argv)
   setlocale (LC_ALL, "");
   if (argc >= 2 && g_str_equal (argv[1], "devices"))
     return cmd_devices ();
+  if (argc >= 2 && g_str_equal (argv[1], "info"))
+    return cmd_info (argc - 1, argv + 1);
   if (argc >= 2 && g_str_equal (argv[1], "demo"))
     return cmd_demo (argc - 1, argv + 1);
   usage ();

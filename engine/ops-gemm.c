@@ -356,6 +356,13 @@ SdclTensor *
 sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, gint stride,
              gint pad, GError **error)
 {
+  return sdcl_conv2d_padded (x, w, bias, stride, pad, pad, error);
+}
+
+SdclTensor *
+sdcl_conv2d_padded (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                    gint stride, gint pad, gint pad_end, GError **error)
+{
   const gint64 Cout = w->ne[0], kw = w->ne[1], kh = w->ne[2], Cin = w->ne[3];
   const gint64 W = x->ne[0], H = x->ne[1], N = x->ne[3];
   const glong ldw = packed_ldw (w, 3);
@@ -370,17 +377,18 @@ sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, g
                    "conv2d: stride %d is not 1 or 2", stride);
       return NULL;
     }
-  if (pad < 0 || pad > 16)
+  if (pad < 0 || pad > 16 || pad_end < 0 || pad_end > 16)
     {
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
-                   "conv2d: padding %d is not 0..16", pad);
+                   "conv2d: padding %d, %d is not 0..16", pad, pad_end);
       return NULL;
     }
   if (x->ne[2] != Cin)
     return sdcl_ops_shape_error (error, "conv2d", "input channels (ne2) differ from the weight's", x, w);
   if (x->dtype != SDCL_DTYPE_F32 && x->dtype != SDCL_DTYPE_F16)
     return dtype_error (error, "conv2d", "the input must be f32", x);
-  const gint64 Wp = W + 2 * pad, Hp = H + 2 * pad;
+  /* the pack kernel pads `pad` before and whatever Wp - W - pad is after */
+  const gint64 Wp = W + pad + pad_end, Hp = H + pad + pad_end;
   if (Wp < kw || Hp < kh)
     return sdcl_ops_shape_error (error, "conv2d", "the padded input is smaller than the kernel", x, w);
   const gint64 Wo = (Wp - kw) / stride + 1, Ho = (Hp - kh) / stride + 1;

@@ -114,6 +114,54 @@ sdcl_contiguous (const SdclTensor *x, GError **error)
   return g_steal_pointer (&y);
 }
 
+gboolean
+sdcl_copy (const SdclTensor *src, SdclTensor *dst, GError **error)
+{
+  if (!sdcl_tensor_same_shape (src, dst))
+    {
+      sdcl_ops_shape_error (error, "copy", "source and destination differ in shape", src, dst);
+      return FALSE;
+    }
+  if (!require_f32 (dst, "copy", error))
+    return FALSE;
+  return copy_into (src, dst, error);
+}
+
+SdclTensor *
+sdcl_embedding (const SdclTensor *table, const gint32 *ids, gint n, GError **error)
+{
+  const gint64 W = table->ne[0], V = table->ne[1];
+  if (table->ne[2] != 1 || table->ne[3] != 1 || !sdcl_tensor_is_contiguous (table) || n < 1)
+    return sdcl_ops_shape_error (error, "embedding", "the table must be a contiguous [W, V] matrix "
+                                 "and at least one id given", table, NULL);
+  /* ids travel as floats: exact for any vocabulary below 2^24 */
+  g_autofree gfloat *fids = g_new (gfloat, n);
+  for (gint i = 0; i < n; i++)
+    {
+      if (ids[i] < 0 || ids[i] >= V || ids[i] >= (1 << 24))
+        {
+          g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                       "embedding: id %d at position %d is outside the table's %" G_GINT64_FORMAT
+                       " rows", ids[i], i, V);
+          return NULL;
+        }
+      fids[i] = (gfloat) ids[i];
+    }
+  g_autoptr (SdclTensor) t = sdcl_tensor_new_4d (table->engine, SDCL_DTYPE_F32, n, 1, 1, 1, error);
+  if (!t || !sdcl_tensor_write_f32 (t, fids, error))
+    return NULL;
+  const gint64 ne[4] = { W, n, 1, 1 };
+  g_autoptr (SdclTensor) y = new_f32 (table->engine, ne, error);
+  if (!y || !LAUNCH_GRID (table->engine, table->dtype == SDCL_DTYPE_F16 ? "embedding_f16"
+                                                                        : "embedding_f32",
+                          W, n, 1, error,
+                          SDCL_ARG_MEM (table->mem), SDCL_ARG_ULONG (sdcl_elem_off (table)),
+                          SDCL_ARG_MEM (t->mem), SDCL_ARG_MEM (y->mem),
+                          SDCL_ARG_INT (W), SDCL_ARG_INT (n)))
+    return NULL;
+  return g_steal_pointer (&y);
+}
+
 SdclTensor *
 sdcl_permute (const SdclTensor *x, const gint perm[4], GError **error)
 {
@@ -376,6 +424,48 @@ sdcl_softmax (const SdclTensor *x, GError **error)
 
 /* ---- attention -------------------------------------------------------------------- */
 
+/* Attention for head dimensions the kernel does not hold in registers:
+ * per head and per block of queries, scores = q·kᵀ·scale, softmax, ·v.
+ * Blocks are sized so a score block stays within 64 MiB. */
+static SdclTensor *
+attention_by_matmul (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v, gint heads,
+                     GError **error)
+{
+  const gint64 HD = q->ne[0], Sq = q->ne[1], Skv = k->ne[1], B = q->ne[2], D = HD / heads;
+  if (k->ne[0] != HD || v->ne[0] != HD || v->ne[1] != Skv || k->ne[2] != B || v->ne[2] != B
+      || q->ne[3] != 1 || k->ne[3] != 1 || v->ne[3] != 1)
+    return sdcl_ops_shape_error (error, "attention", "q, k and v do not fit together", q, k);
+  const gint64 ne[4] = { HD, Sq, B, 1 };
+  g_autoptr (SdclTensor) o = new_f32 (q->engine, ne, error);
+  if (!o)
+    return NULL;
+  const gint64 block = MAX (1, MIN (Sq, (64 << 20) / (gint64) (sizeof (gfloat) * Skv * B)));
+  const gfloat scale = 1.0 / sqrt ((double) D);
+  for (gint h = 0; h < heads; h++)
+    {
+      const gsize feat = h * D * sizeof (gfloat);
+      const gint64 kv_ne[4] = { D, Skv, B, 1 };
+      g_autoptr (SdclTensor) kh = sdcl_tensor_view (k, kv_ne, k->nb, feat, error);
+      g_autoptr (SdclTensor) vh = kh ? sdcl_tensor_view (v, kv_ne, v->nb, feat, error) : NULL;
+      if (!vh)
+        return NULL;
+      for (gint64 r = 0; r < Sq; r += block)
+        {
+          const gint64 n = MIN (block, Sq - r), q_ne[4] = { D, n, B, 1 };
+          const gsize at = feat + r * q->nb[1], o_at = feat + r * o->nb[1];
+          g_autoptr (SdclTensor) qb = sdcl_tensor_view (q, q_ne, q->nb, at, error);
+          g_autoptr (SdclTensor) s = qb ? sdcl_matmul (qb, kh, TRUE, error) : NULL;
+          g_autoptr (SdclTensor) ss = s ? sdcl_scale (s, scale, 0.0f, error) : NULL;
+          g_autoptr (SdclTensor) p = ss ? sdcl_softmax (ss, error) : NULL;
+          g_autoptr (SdclTensor) ob = p ? sdcl_matmul (p, vh, FALSE, error) : NULL;
+          g_autoptr (SdclTensor) dst = ob ? sdcl_tensor_view (o, q_ne, o->nb, o_at, error) : NULL;
+          if (!dst || !copy_into (ob, dst, error))
+            return NULL;
+        }
+    }
+  return g_steal_pointer (&o);
+}
+
 SdclTensor *
 sdcl_attention (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v, gint heads,
                 gboolean causal, GError **error)
@@ -385,6 +475,8 @@ sdcl_attention (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v, g
     return sdcl_ops_shape_error (error, "attention", "the feature dimension is not a multiple of the heads",
                         q, NULL);
   const gint64 D = HD / heads;
+  if (D > ATT_MAX_D && !causal)
+    return attention_by_matmul (q, k, v, heads, error);
   if (D % 4 != 0 || D > ATT_MAX_D)
     {
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,

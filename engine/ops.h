@@ -37,6 +37,10 @@ SdclTensor *sdcl_conv2d_weight_new (SdclEngine *engine, SdclDtype storage, const
  * bias [Cout] or NULL; zero padding `pad`, stride 1 or 2. */
 SdclTensor *sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
                          gint stride, gint pad, GError **error);
+/* The same with `pad` zeros before (left, top) and `pad_end` after (right,
+ * bottom): the VAE encoder's downsampler pads (0, 1, 0, 1). */
+SdclTensor *sdcl_conv2d_padded (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                                gint stride, gint pad, gint pad_end, GError **error);
 
 /* ---- normalisation (ops.c, cl/norm.cl) -------------------------------------- */
 
@@ -53,7 +57,9 @@ SdclTensor *sdcl_softmax (const SdclTensor *x, GError **error);
 
 /* Multi-head scaled dot-product attention. q [H·D, Sq, B], k and v
  * [H·D, Skv, B]; head h uses features h·D .. h·D+D-1; scale 1/√D. Causal:
- * query i sees keys 0..i. Never stores the score matrix. */
+ * query i sees keys 0..i. Never stores the score matrix for head
+ * dimensions up to 160; wider heads (the VAE's single 512-wide head) go
+ * through matmul and softmax over blocks of queries. */
 SdclTensor *sdcl_attention (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v,
                             gint heads, gboolean causal, GError **error);
 
@@ -86,6 +92,11 @@ SdclTensor *sdcl_upsample_nearest2x (const SdclTensor *x, GError **error);
 SdclTensor *sdcl_concat (const SdclTensor *a, const SdclTensor *b, gint dim, GError **error);
 /* A contiguous copy of any view (also converts f16 to f32). */
 SdclTensor *sdcl_contiguous (const SdclTensor *x, GError **error);
+/* Copies src (any view, f32 or f16) into dst (an f32 view of the same shape). */
+gboolean sdcl_copy (const SdclTensor *src, SdclTensor *dst, GError **error);
+/* Rows of an embedding table: table [W, V] (f32 or f16), ids [n] host
+ * values in 0..V-1 -> [W, n]. Out-of-range ids are an ARGUMENT error. */
+SdclTensor *sdcl_embedding (const SdclTensor *table, const gint32 *ids, gint n, GError **error);
 /* A view with dimensions reordered: result dim i is x's dim perm[i]. */
 SdclTensor *sdcl_permute (const SdclTensor *x, const gint perm[4], GError **error);
 

@@ -181,6 +181,14 @@ plausible_safetensors (const guint8 *p, gsize size)
   return n > 0 && n <= SDCL_SAFETENSORS_MAX_HEADER && n <= size - 8 && p[8] == '{';
 }
 
+/* How to turn a checkpoint you trust into safetensors, with PyTorch's
+ * restricted unpickler (weights_only) so even that step runs no code. */
+#define CONVERT_HINT                                                              \
+  "Convert it once, if you trust its source, with: python3 -c \"import torch, "   \
+  "safetensors.torch as st; sd = torch.load('model.ckpt', map_location='cpu', "   \
+  "weights_only=True); sd = sd.get('state_dict', sd); st.save_file({k: v.contiguous() " \
+  "for k, v in sd.items() if hasattr(v, 'contiguous')}, 'model.safetensors')\""
+
 /* A file of another kind given by mistake: say what it is and what to do,
  * rather than "header length 86 GB exceeds the file". */
 static gboolean
@@ -193,7 +201,7 @@ refuse_foreign_format (const guint8 *p, gsize size, const gchar *file, GError **
       set_error (error, SDCL_SAFETENSORS_ERROR_UNSUPPORTED, file,
                  "this is a zip archive, as PyTorch .ckpt/.pt checkpoints are, not a "
                  "safetensors file; sdcl does not load pickle checkpoints because loading "
-                 "them can run arbitrary code. Convert it to .safetensors first");
+                 "them can run arbitrary code. " CONVERT_HINT);
       return TRUE;
     }
   if (size >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5)
@@ -201,7 +209,7 @@ refuse_foreign_format (const guint8 *p, gsize size, const gchar *file, GError **
       set_error (error, SDCL_SAFETENSORS_ERROR_UNSUPPORTED, file,
                  "this is a Python pickle (a legacy PyTorch .ckpt checkpoint), not a "
                  "safetensors file; sdcl does not load pickle checkpoints because loading "
-                 "them can run arbitrary code. Convert it to .safetensors first");
+                 "them can run arbitrary code. " CONVERT_HINT);
       return TRUE;
     }
   if (size >= 4 && memcmp (p, "GGUF", 4) == 0)

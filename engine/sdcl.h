@@ -45,6 +45,19 @@ typedef enum
   SDCL_OPS_ERROR_ARGUMENT,           /* a parameter is out of range */
 } SdclOpsError;
 
+/* Model files: layouts, architectures, tensors. */
+#define SDCL_MODEL_ERROR (sdcl_model_error_quark ())
+GQuark sdcl_model_error_quark (void);
+
+typedef enum
+{
+  SDCL_MODEL_ERROR_NOT_FOUND,        /* no such file or folder, or a part of a folder is absent */
+  SDCL_MODEL_ERROR_UNSUPPORTED,      /* a format or architecture we do not run (.ckpt, SDXL, SD 2.x) */
+  SDCL_MODEL_ERROR_CONFIG,           /* an architecture config that cannot be right */
+  SDCL_MODEL_ERROR_MISSING,          /* tensors the architecture needs are absent */
+  SDCL_MODEL_ERROR_SHAPE,            /* tensors with the wrong shape or dtype */
+} SdclModelError;
+
 /* ---- devices and the engine --------------------------------------------- */
 
 typedef struct
@@ -99,6 +112,56 @@ void    sdcl_engine_reset_peak (SdclEngine *engine);
 
 /* Returns every pooled, currently unused activation buffer to the device. */
 void    sdcl_engine_trim (SdclEngine *engine);
+
+/* ---- models -------------------------------------------------------------- */
+
+typedef enum
+{
+  SDCL_MODEL_KIND_SD1,               /* SD 1.x: 4-channel UNet, CLIP ViT-L/14 text */
+  SDCL_MODEL_KIND_SD1_INPAINT,       /* SD 1.x inpainting: 9-channel UNet */
+} SdclModelKind;
+
+/* What a model file holds, read without a device (`sdcl info`). */
+typedef struct
+{
+  gchar        *path;
+  SdclModelKind kind;
+  const gchar  *kind_name;           /* "SD 1.x", "SD 1.x inpainting" */
+  const gchar  *layout;              /* "single file" or "diffusers folder" */
+  gchar        *file_dtypes;         /* dtypes of the weights as stored: "F16", "F32, BF16" */
+  gchar        *vae_path;            /* the replacement VAE, or NULL */
+  guint64       text_encoder_params;
+  guint64       unet_params;
+  guint64       vae_params;
+  guint64       weight_bytes;        /* on the device, weights as f16 */
+  guint64       work_bytes;          /* activation memory estimate for one image at native size */
+  guint         native_size;         /* image side the model was trained at (pixels) */
+  guint         latent_factor;       /* image pixels per latent pixel (8) */
+  guint         latent_channels;
+  guint         unet_in_channels;
+  guint         text_width;
+  guint         text_layers;
+} SdclModelInfo;
+
+void sdcl_model_info_free (SdclModelInfo *info);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclModelInfo, sdcl_model_info_free)
+
+/* Opens a model: a single `.safetensors` file in the original layout or a
+ * diffusers folder. `vae_path` (NULL: none) is a VAE file or folder that
+ * replaces the model's own. Every tensor the architecture needs is checked
+ * (names, shapes, dtypes) before anything else. */
+SdclModelInfo *sdcl_model_inspect (const gchar *path, const gchar *vae_path, GError **error);
+
+typedef struct _SdclModel SdclModel;
+
+/* Inspects, then uploads the weights to the engine's device (f16). The
+ * files are unmapped before this returns. */
+SdclModel *sdcl_model_load (SdclEngine *engine, const gchar *path, const gchar *vae_path,
+                            GError **error);
+void sdcl_model_free (SdclModel *model);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclModel, sdcl_model_free)
+
+const SdclModelInfo *sdcl_model_get_info (SdclModel *model);
 
 /* ---- images ------------------------------------------------------------ */
 

@@ -1,0 +1,475 @@
+/* unet.c — the SD 1.x denoiser (diffusers' UNet2DConditionModel): time
+ * embedding, down levels of resnets with cross-attention transformers,
+ * a mid block, up levels fed by the skip connections, output conv. The
+ * architecture comes from SdclUnetConfig, so smaller UNets of the same
+ * family run on this code too. Resnets and spatial self-attention are
+ * shared with the VAE (vae.c).
+ */
+#include "model.h"
+
+/* ---- resnet block (diffusers' ResnetBlock2D) ------------------------------------ */
+
+void
+sdcl_resblock_clear (SdclResBlock *r)
+{
+  SdclLayer *all[] = { &r->norm1, &r->conv1, &r->time, &r->norm2, &r->conv2, &r->shortcut };
+  for (guint i = 0; i < G_N_ELEMENTS (all); i++)
+    sdcl_layer_clear (all[i]);
+}
+
+gboolean
+sdcl_resblock_load (SdclWeights *w, SdclResBlock *r, const gchar *prefix, gint in, gint out,
+                    gint time_dim, gint groups, gfloat eps, GError **error)
+{
+  r->in = in;
+  r->out = out;
+  r->groups = groups;
+  r->eps = eps;
+  g_autofree gchar *n1 = g_strconcat (prefix, "norm1.", NULL);
+  g_autofree gchar *c1 = g_strconcat (prefix, "conv1.", NULL);
+  g_autofree gchar *t = g_strconcat (prefix, "time_emb_proj.", NULL);
+  g_autofree gchar *n2 = g_strconcat (prefix, "norm2.", NULL);
+  g_autofree gchar *c2 = g_strconcat (prefix, "conv2.", NULL);
+  g_autofree gchar *sc = g_strconcat (prefix, "conv_shortcut.", NULL);
+  return sdcl_weights_layer (w, &r->norm1, SDCL_LAYER_NORM, n1, in, 0, TRUE, error)
+         && sdcl_weights_layer (w, &r->conv1, SDCL_LAYER_CONV3, c1, out, in, TRUE, error)
+         && (time_dim == 0
+             || sdcl_weights_layer (w, &r->time, SDCL_LAYER_LINEAR, t, out, time_dim, TRUE, error))
+         && sdcl_weights_layer (w, &r->norm2, SDCL_LAYER_NORM, n2, out, 0, TRUE, error)
+         && sdcl_weights_layer (w, &r->conv2, SDCL_LAYER_CONV3, c2, out, out, TRUE, error)
+         && (in == out
+             || sdcl_weights_layer (w, &r->shortcut, SDCL_LAYER_CONV1, sc, out, in, TRUE, error));
+}
+
+SdclTensor *
+sdcl_resblock_forward (const SdclResBlock *r, const SdclTensor *x, const SdclTensor *time,
+                       GError **error)
+{
+  g_autoptr (SdclTensor) h1 = sdcl_group_norm (x, r->norm1.w, r->norm1.b, r->groups, r->eps, TRUE,
+                                               error);
+  g_autoptr (SdclTensor) h2 = h1 ? sdcl_conv2d (h1, r->conv1.w, r->conv1.b, 1, 1, error) : NULL;
+  if (!h2)
+    return NULL;
+  g_clear_pointer (&h1, sdcl_tensor_free);
+  if (time && r->time.w)
+    {
+      /* silu(temb) projected per channel, broadcast over the pixels */
+      g_autoptr (SdclTensor) t = sdcl_linear (time, r->time.w, r->time.b, error);
+      g_autoptr (SdclTensor) t4 = t ? sdcl_tensor_reshape (t, 1, 1, r->out, x->ne[3], error) : NULL;
+      h1 = t4 ? sdcl_binary (h2, t4, SDCL_BINARY_ADD, error) : NULL;
+      if (!h1)
+        return NULL;
+      sdcl_tensor_free (h2);
+      h2 = g_steal_pointer (&h1);
+    }
+  g_autoptr (SdclTensor) h3 = sdcl_group_norm (h2, r->norm2.w, r->norm2.b, r->groups, r->eps, TRUE,
+                                               error);
+  g_clear_pointer (&h2, sdcl_tensor_free);
+  g_autoptr (SdclTensor) h4 = h3 ? sdcl_conv2d (h3, r->conv2.w, r->conv2.b, 1, 1, error) : NULL;
+  if (!h4)
+    return NULL;
+  g_clear_pointer (&h3, sdcl_tensor_free);
+  if (!r->shortcut.w)
+    return sdcl_binary (h4, x, SDCL_BINARY_ADD, error);
+  g_autoptr (SdclTensor) s = sdcl_conv2d (x, r->shortcut.w, r->shortcut.b, 1, 0, error);
+  return s ? sdcl_binary (h4, s, SDCL_BINARY_ADD, error) : NULL;
+}
+
+/* ---- layout helpers ------------------------------------------------------------- */
+
+/* [W, H, C, B] image -> [C, W·H, B] token view (strided, no copy). */
+SdclTensor *
+sdcl_image_to_tokens (const SdclTensor *x, GError **error)
+{
+  g_autoptr (SdclTensor) flat = sdcl_tensor_reshape (x, x->ne[0] * x->ne[1], x->ne[2], x->ne[3], 1,
+                                                     error);
+  const gint perm[4] = { 1, 0, 2, 3 };
+  return flat ? sdcl_permute (flat, perm, error) : NULL;
+}
+
+/* residual [W, H, C, B] + tokens [C, W·H, B] back in image layout. */
+SdclTensor *
+sdcl_add_tokens_to_image (const SdclTensor *residual, const SdclTensor *tokens, GError **error)
+{
+  const gint64 W = residual->ne[0], H = residual->ne[1], C = residual->ne[2], B = residual->ne[3];
+  const gint perm[4] = { 1, 0, 2, 3 };
+  g_autoptr (SdclTensor) t = sdcl_permute (tokens, perm, error);   /* [W·H, C, B] view */
+  g_autoptr (SdclTensor) r = t ? sdcl_tensor_reshape (residual, W * H, C, B, 1, error) : NULL;
+  g_autoptr (SdclTensor) sum = r ? sdcl_binary (r, t, SDCL_BINARY_ADD, error) : NULL;
+  return sum ? sdcl_tensor_reshape (sum, W, H, C, B, error) : NULL;
+}
+
+/* x + f(x) for a residual stream; x is replaced, fx consumed. */
+gboolean
+sdcl_residual (SdclTensor **x, SdclTensor *fx, GError **error)
+{
+  if (!fx)
+    return FALSE;
+  SdclTensor *sum = sdcl_binary (*x, fx, SDCL_BINARY_ADD, error);
+  sdcl_tensor_free (fx);
+  if (!sum)
+    return FALSE;
+  sdcl_tensor_free (*x);
+  *x = sum;
+  return TRUE;
+}
+
+/* Replaces *x with f's result (consumed); FALSE when it is NULL. */
+static gboolean
+step (SdclTensor **x, SdclTensor *fx)
+{
+  if (!fx)
+    return FALSE;
+  sdcl_tensor_free (*x);
+  *x = fx;
+  return TRUE;
+}
+
+/* ---- spatial transformer (diffusers' Transformer2DModel, one block) --------- */
+
+typedef struct
+{
+  gint      channels, heads, groups;
+  SdclLayer norm;          /* group norm [C] */
+  SdclLayer proj_in;       /* [C, C] (a 1×1 conv in SD 1.x files) */
+  SdclLayer ln1, qkv, out1;/* self-attention, q/k/v stacked [3C, C] */
+  SdclLayer ln2, q2, kv2, out2; /* cross-attention: q [C, C], k/v [2C, ctx] */
+  SdclLayer ln3, ff1, ff2; /* GEGLU [8C, C], [C, 4C] */
+  SdclLayer proj_out;
+} Transformer;
+
+static void
+transformer_clear (Transformer *t)
+{
+  SdclLayer *all[] = { &t->norm, &t->proj_in, &t->ln1, &t->qkv, &t->out1, &t->ln2, &t->q2,
+                       &t->kv2, &t->out2, &t->ln3, &t->ff1, &t->ff2, &t->proj_out };
+  for (guint i = 0; i < G_N_ELEMENTS (all); i++)
+    sdcl_layer_clear (all[i]);
+}
+
+static gboolean
+transformer_load (SdclWeights *w, Transformer *t, const gchar *prefix, gint C, gint heads,
+                  gint ctx, gint groups, GError **error)
+{
+  t->channels = C;
+  t->groups = groups;
+  t->heads = heads;
+  g_autofree gchar *norm = g_strconcat (prefix, "norm.", NULL);
+  g_autofree gchar *proj_in = g_strconcat (prefix, "proj_in.", NULL);
+  g_autofree gchar *proj_out = g_strconcat (prefix, "proj_out.", NULL);
+  g_autofree gchar *b = g_strconcat (prefix, "transformer_blocks.0.", NULL);
+#define B(var, s) g_autofree gchar *var = g_strconcat (b, s, NULL)
+  B (ln1, "norm1.");
+  B (ln2, "norm2.");
+  B (ln3, "norm3.");
+  B (q1, "attn1.to_q.");
+  B (k1, "attn1.to_k.");
+  B (v1, "attn1.to_v.");
+  B (o1, "attn1.to_out.0.");
+  B (q2, "attn2.to_q.");
+  B (k2, "attn2.to_k.");
+  B (v2, "attn2.to_v.");
+  B (o2, "attn2.to_out.0.");
+  B (ff1, "ff.net.0.proj.");
+  B (ff2, "ff.net.2.");
+#undef B
+  const gchar *qkv[] = { q1, k1, v1 }, *kv[] = { k2, v2 };
+  return sdcl_weights_layer (w, &t->norm, SDCL_LAYER_NORM, norm, C, 0, TRUE, error)
+         && sdcl_weights_layer (w, &t->proj_in, SDCL_LAYER_LINEAR, proj_in, C, C, TRUE, error)
+         && sdcl_weights_layer (w, &t->ln1, SDCL_LAYER_NORM, ln1, C, 0, TRUE, error)
+         && sdcl_weights_fused (w, &t->qkv, qkv, 3, C, C, FALSE, error)
+         && sdcl_weights_layer (w, &t->out1, SDCL_LAYER_LINEAR, o1, C, C, TRUE, error)
+         && sdcl_weights_layer (w, &t->ln2, SDCL_LAYER_NORM, ln2, C, 0, TRUE, error)
+         && sdcl_weights_layer (w, &t->q2, SDCL_LAYER_LINEAR, q2, C, C, FALSE, error)
+         && sdcl_weights_fused (w, &t->kv2, kv, 2, C, ctx, FALSE, error)
+         && sdcl_weights_layer (w, &t->out2, SDCL_LAYER_LINEAR, o2, C, C, TRUE, error)
+         && sdcl_weights_layer (w, &t->ln3, SDCL_LAYER_NORM, ln3, C, 0, TRUE, error)
+         && sdcl_weights_layer (w, &t->ff1, SDCL_LAYER_LINEAR, ff1, 8 * C, C, TRUE, error)
+         && sdcl_weights_layer (w, &t->ff2, SDCL_LAYER_LINEAR, ff2, C, 4 * C, TRUE, error)
+         && sdcl_weights_layer (w, &t->proj_out, SDCL_LAYER_LINEAR, proj_out, C, C, TRUE, error);
+}
+
+/* Rows [off, off + n) of every token of a stacked projection, as a view. */
+static SdclTensor *
+slice_features (const SdclTensor *t, gint64 off, gint64 n, GError **error)
+{
+  const gint64 ne[4] = { n, t->ne[1], t->ne[2], t->ne[3] };
+  return sdcl_tensor_view (t, ne, t->nb, off * sizeof (gfloat), error);
+}
+
+static SdclTensor *
+transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor *context,
+                     GError **error)
+{
+  const gint64 C = t->channels;
+  g_autoptr (SdclTensor) n = sdcl_group_norm (x, t->norm.w, t->norm.b, t->groups, 1e-6f, FALSE, error);
+  g_autoptr (SdclTensor) tok = n ? sdcl_image_to_tokens (n, error) : NULL;
+  g_autoptr (SdclTensor) h = tok ? sdcl_linear (tok, t->proj_in.w, t->proj_in.b, error) : NULL;
+  if (!h)
+    return NULL;
+  g_clear_pointer (&n, sdcl_tensor_free);
+  g_clear_pointer (&tok, sdcl_tensor_free);
+
+  /* self-attention */
+  {
+    g_autoptr (SdclTensor) a = sdcl_layer_norm (h, t->ln1.w, t->ln1.b, 1e-5f, error);
+    g_autoptr (SdclTensor) qkv = a ? sdcl_linear (a, t->qkv.w, NULL, error) : NULL;
+    g_autoptr (SdclTensor) q = qkv ? slice_features (qkv, 0, C, error) : NULL;
+    g_autoptr (SdclTensor) k = q ? slice_features (qkv, C, C, error) : NULL;
+    g_autoptr (SdclTensor) v = k ? slice_features (qkv, 2 * C, C, error) : NULL;
+    g_autoptr (SdclTensor) o = v ? sdcl_attention (q, k, v, t->heads, FALSE, error) : NULL;
+    if (!o || !sdcl_residual (&h, sdcl_linear (o, t->out1.w, t->out1.b, error), error))
+      return NULL;
+  }
+  /* cross-attention over the text */
+  {
+    g_autoptr (SdclTensor) a = sdcl_layer_norm (h, t->ln2.w, t->ln2.b, 1e-5f, error);
+    g_autoptr (SdclTensor) q = a ? sdcl_linear (a, t->q2.w, NULL, error) : NULL;
+    g_autoptr (SdclTensor) kv = q ? sdcl_linear (context, t->kv2.w, NULL, error) : NULL;
+    g_autoptr (SdclTensor) k = kv ? slice_features (kv, 0, C, error) : NULL;
+    g_autoptr (SdclTensor) v = k ? slice_features (kv, C, C, error) : NULL;
+    g_autoptr (SdclTensor) o = v ? sdcl_attention (q, k, v, t->heads, FALSE, error) : NULL;
+    if (!o || !sdcl_residual (&h, sdcl_linear (o, t->out2.w, t->out2.b, error), error))
+      return NULL;
+  }
+  /* GEGLU feed-forward */
+  {
+    g_autoptr (SdclTensor) a = sdcl_layer_norm (h, t->ln3.w, t->ln3.b, 1e-5f, error);
+    g_autoptr (SdclTensor) f = a ? sdcl_linear (a, t->ff1.w, t->ff1.b, error) : NULL;
+    g_autoptr (SdclTensor) g = f ? sdcl_geglu (f, error) : NULL;
+    if (!g || !sdcl_residual (&h, sdcl_linear (g, t->ff2.w, t->ff2.b, error), error))
+      return NULL;
+  }
+  g_autoptr (SdclTensor) out = sdcl_linear (h, t->proj_out.w, t->proj_out.b, error);
+  return out ? sdcl_add_tokens_to_image (x, out, error) : NULL;
+}
+
+/* ---- the UNet ------------------------------------------------------------------ */
+
+typedef struct
+{
+  SdclResBlock *res;        /* [layers_per_block] down, [layers_per_block + 1] up */
+  Transformer  *attn;       /* same count, or NULL */
+  SdclLayer     sample;     /* downsampler (stride-2 conv) or upsampler conv; w NULL if none */
+} Level;
+
+struct _SdclUnet
+{
+  SdclUnetConfig c;
+  SdclLayer      time1, time2;   /* [4·ch0, ch0], [4·ch0, 4·ch0] */
+  SdclLayer      conv_in;        /* [ch0, in, 3, 3] */
+  Level          down[SDCL_MAX_LEVELS];
+  SdclResBlock   mid_res[2];
+  Transformer    mid_attn;
+  Level          up[SDCL_MAX_LEVELS];
+  SdclLayer      norm_out, conv_out;
+};
+
+static void
+level_clear (Level *l, gint n)
+{
+  for (gint j = 0; l->res && j < n; j++)
+    sdcl_resblock_clear (&l->res[j]);
+  for (gint j = 0; l->attn && j < n; j++)
+    transformer_clear (&l->attn[j]);
+  g_free (l->res);
+  g_free (l->attn);
+  sdcl_layer_clear (&l->sample);
+}
+
+void
+sdcl_unet_free (SdclUnet *u)
+{
+  if (!u)
+    return;
+  const gint n = u->c.layers_per_block;
+  for (gint i = 0; i < u->c.n_levels; i++)
+    {
+      level_clear (&u->down[i], n);
+      level_clear (&u->up[i], n + 1);
+    }
+  sdcl_resblock_clear (&u->mid_res[0]);
+  sdcl_resblock_clear (&u->mid_res[1]);
+  transformer_clear (&u->mid_attn);
+  SdclLayer *all[] = { &u->time1, &u->time2, &u->conv_in, &u->norm_out, &u->conv_out };
+  for (guint i = 0; i < G_N_ELEMENTS (all); i++)
+    sdcl_layer_clear (all[i]);
+  g_free (u);
+}
+
+SdclUnet *
+sdcl_unet_load (SdclWeights *w, const SdclUnetConfig *c, const gchar *prefix, GError **error)
+{
+  g_autoptr (SdclUnet) u = g_new0 (SdclUnet, 1);
+  u->c = *c;
+  const gint L = c->n_levels, n = c->layers_per_block, ch0 = c->channels[0], T = 4 * ch0;
+  const gint top = c->channels[L - 1];
+  for (gint i = 0; i < L; i++)
+    {
+      u->down[i].res = g_new0 (SdclResBlock, n);
+      u->up[i].res = g_new0 (SdclResBlock, n + 1);
+      if (c->attention[i])
+        u->down[i].attn = g_new0 (Transformer, n);
+      if (c->attention[L - 1 - i])
+        u->up[i].attn = g_new0 (Transformer, n + 1);
+    }
+#define NAME(...) (g_free (name), name = g_strdup_printf (__VA_ARGS__))
+  g_autofree gchar *name = NULL;
+  if (!sdcl_weights_layer (w, &u->time1, SDCL_LAYER_LINEAR, NAME ("%stime_embedding.linear_1.", prefix),
+                           T, ch0, TRUE, error)
+      || !sdcl_weights_layer (w, &u->time2, SDCL_LAYER_LINEAR, NAME ("%stime_embedding.linear_2.", prefix),
+                              T, T, TRUE, error)
+      || !sdcl_weights_layer (w, &u->conv_in, SDCL_LAYER_CONV3, NAME ("%sconv_in.", prefix), ch0,
+                              c->in_channels, TRUE, error))
+    return NULL;
+
+  /* channels of the skip connections, in the order the down path makes them */
+  gint skips[1 + SDCL_MAX_LEVELS * 17], n_skips = 0, ch = ch0;
+  skips[n_skips++] = ch0;
+  for (gint i = 0; i < L; i++)
+    {
+      Level *l = &u->down[i];
+      for (gint j = 0; j < n; j++)
+        {
+          if (!sdcl_resblock_load (w, &l->res[j], NAME ("%sdown_blocks.%d.resnets.%d.", prefix, i, j),
+                                   ch, c->channels[i], T, c->groups, c->eps, error))
+            return NULL;
+          ch = c->channels[i];
+          if (l->attn && !transformer_load (w, &l->attn[j],
+                                            NAME ("%sdown_blocks.%d.attentions.%d.", prefix, i, j),
+                                            ch, c->heads[i], c->context_dim, c->groups, error))
+            return NULL;
+          skips[n_skips++] = ch;
+        }
+      if (i < L - 1)
+        {
+          if (!sdcl_weights_layer (w, &l->sample, SDCL_LAYER_CONV3,
+                                   NAME ("%sdown_blocks.%d.downsamplers.0.conv.", prefix, i),
+                                   ch, ch, TRUE, error))
+            return NULL;
+          skips[n_skips++] = ch;
+        }
+    }
+  if (!sdcl_resblock_load (w, &u->mid_res[0], NAME ("%smid_block.resnets.0.", prefix), top, top, T,
+                           c->groups, c->eps, error)
+      || !transformer_load (w, &u->mid_attn, NAME ("%smid_block.attentions.0.", prefix), top,
+                            c->heads[L - 1], c->context_dim, c->groups, error)
+      || !sdcl_resblock_load (w, &u->mid_res[1], NAME ("%smid_block.resnets.1.", prefix), top, top, T,
+                              c->groups, c->eps, error))
+    return NULL;
+  for (gint i = 0; i < L; i++)
+    {
+      Level *l = &u->up[i];
+      const gint level = L - 1 - i, out = c->channels[level];
+      for (gint j = 0; j <= n; j++)
+        {
+          const gint skip = skips[--n_skips];
+          if (!sdcl_resblock_load (w, &l->res[j], NAME ("%sup_blocks.%d.resnets.%d.", prefix, i, j),
+                                   ch + skip, out, T, c->groups, c->eps, error))
+            return NULL;
+          ch = out;
+          if (l->attn && !transformer_load (w, &l->attn[j],
+                                            NAME ("%sup_blocks.%d.attentions.%d.", prefix, i, j),
+                                            ch, c->heads[level], c->context_dim, c->groups, error))
+            return NULL;
+        }
+      if (i < L - 1
+          && !sdcl_weights_layer (w, &l->sample, SDCL_LAYER_CONV3,
+                                  NAME ("%sup_blocks.%d.upsamplers.0.conv.", prefix, i),
+                                  ch, ch, TRUE, error))
+        return NULL;
+    }
+  if (!sdcl_weights_layer (w, &u->norm_out, SDCL_LAYER_NORM, NAME ("%sconv_norm_out.", prefix),
+                           ch0, 0, TRUE, error)
+      || !sdcl_weights_layer (w, &u->conv_out, SDCL_LAYER_CONV3, NAME ("%sconv_out.", prefix),
+                              c->out_channels, ch0, TRUE, error))
+    return NULL;
+#undef NAME
+  return g_steal_pointer (&u);
+}
+
+SdclTensor *
+sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
+                   const SdclTensor *context, GError **error)
+{
+  const SdclUnetConfig *c = &u->c;
+  const gint L = c->n_levels, n = c->layers_per_block;
+  const gint64 B = x->ne[3], f = 1 << (L - 1);
+  if (x->ne[2] != c->in_channels || x->ne[0] % f != 0 || x->ne[1] % f != 0)
+    {
+      g_autofree gchar *d = sdcl_tensor_describe (x);
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "UNet input %s: needs %d channels and a width and height that are multiples "
+                   "of %" G_GINT64_FORMAT, d, c->in_channels, f);
+      return NULL;
+    }
+  if (context->ne[0] != c->context_dim || context->ne[2] != B)
+    {
+      g_autofree gchar *d = sdcl_tensor_describe (context);
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "UNet context %s: needs %d features and a batch of %" G_GINT64_FORMAT,
+                   d, c->context_dim, B);
+      return NULL;
+    }
+
+  /* time embedding, then silu once for every resnet's projection */
+  g_autoptr (SdclTensor) temb = NULL;
+  {
+    g_autoptr (SdclTensor) e = sdcl_timestep_embedding (x->engine, timesteps, B, c->channels[0],
+                                                        c->flip_sin_to_cos, c->freq_shift, error);
+    g_autoptr (SdclTensor) t1 = e ? sdcl_linear (e, u->time1.w, u->time1.b, error) : NULL;
+    g_autoptr (SdclTensor) t2 = t1 ? sdcl_unary (t1, SDCL_UNARY_SILU, error) : NULL;
+    g_autoptr (SdclTensor) t3 = t2 ? sdcl_linear (t2, u->time2.w, u->time2.b, error) : NULL;
+    temb = t3 ? sdcl_unary (t3, SDCL_UNARY_SILU, error) : NULL;
+    if (!temb)
+      return NULL;
+  }
+
+  g_autoptr (GPtrArray) skips = g_ptr_array_new_with_free_func ((GDestroyNotify) sdcl_tensor_free);
+  g_autoptr (SdclTensor) h = sdcl_conv2d (x, u->conv_in.w, u->conv_in.b, 1, 1, error);
+  if (!h)
+    return NULL;
+  g_ptr_array_add (skips, sdcl_tensor_view (h, h->ne, h->nb, 0, NULL));
+  for (gint i = 0; i < L; i++)
+    {
+      const Level *l = &u->down[i];
+      for (gint j = 0; j < n; j++)
+        {
+          if (!step (&h, sdcl_resblock_forward (&l->res[j], h, temb, error))
+              || (l->attn && !step (&h, transformer_forward (&l->attn[j], h, context, error))))
+            return NULL;
+          g_ptr_array_add (skips, sdcl_tensor_view (h, h->ne, h->nb, 0, NULL));
+        }
+      if (l->sample.w)
+        {
+          if (!step (&h, sdcl_conv2d (h, l->sample.w, l->sample.b, 2, 1, error)))
+            return NULL;
+          g_ptr_array_add (skips, sdcl_tensor_view (h, h->ne, h->nb, 0, NULL));
+        }
+    }
+  if (!step (&h, sdcl_resblock_forward (&u->mid_res[0], h, temb, error))
+      || !step (&h, transformer_forward (&u->mid_attn, h, context, error))
+      || !step (&h, sdcl_resblock_forward (&u->mid_res[1], h, temb, error)))
+    return NULL;
+  for (gint i = 0; i < L; i++)
+    {
+      const Level *l = &u->up[i];
+      for (gint j = 0; j <= n; j++)
+        {
+          SdclTensor *skip = g_ptr_array_steal_index (skips, skips->len - 1);
+          SdclTensor *cat = sdcl_concat (h, skip, 2, error);
+          sdcl_tensor_free (skip);
+          if (!step (&h, cat)
+              || !step (&h, sdcl_resblock_forward (&l->res[j], h, temb, error))
+              || (l->attn && !step (&h, transformer_forward (&l->attn[j], h, context, error))))
+            return NULL;
+        }
+      if (l->sample.w
+          && (!step (&h, sdcl_upsample_nearest2x (h, error))
+              || !step (&h, sdcl_conv2d (h, l->sample.w, l->sample.b, 1, 1, error))))
+        return NULL;
+    }
+  if (!step (&h, sdcl_group_norm (h, u->norm_out.w, u->norm_out.b, c->groups, c->eps, TRUE, error)))
+    return NULL;
+  return sdcl_conv2d (h, u->conv_out.w, u->conv_out.b, 1, 1, error);
+}
