@@ -139,3 +139,43 @@ sdcl_clip_forward (SdclClip *clip, const gint32 *ids, gint batch, gint clip_skip
     }
   return sdcl_layer_norm (x, clip->final_ln.w, clip->final_ln.b, c->eps, error);
 }
+
+SdclTensor *
+sdcl_clip_encode_chunks (SdclClip *clip, const gint32 *ids, const gfloat *weights, gint n_chunks,
+                         gint clip_skip, GError **error)
+{
+  const gint S = clip->c.positions, W = clip->c.width;
+  /* each chunk is encoded on its own: as one batch item each */
+  g_autoptr (SdclTensor) h = sdcl_clip_forward (clip, ids, n_chunks, clip_skip, error);
+  if (!h)
+    return NULL;
+  gboolean weighted = FALSE;
+  for (gint i = 0; weights && i < S * n_chunks; i++)
+    weighted = weighted || weights[i] != 1.0f;
+  if (weighted)
+    {
+      /* sd-webui's emphasis: scale each token's hidden state by its weight,
+       * then rescale the chunk so its mean is what it was */
+      g_autofree gfloat *v = sdcl_tensor_read_f32 (h, error);
+      if (!v)
+        return NULL;
+      for (gint c = 0; c < n_chunks; c++)
+        {
+          gfloat *z = v + (gsize) c * S * W;
+          gdouble before = 0, after = 0;
+          for (gint t = 0; t < S; t++)
+            for (gint i = 0; i < W; i++)
+              {
+                before += z[t * W + i];
+                z[t * W + i] *= weights[c * S + t];
+                after += z[t * W + i];
+              }
+          if (after != 0)
+            for (gint i = 0; i < S * W; i++)
+              z[i] *= (gfloat) (before / after);
+        }
+      if (!sdcl_tensor_write_f32 (h, v, error))
+        return NULL;
+    }
+  return sdcl_tensor_reshape (h, W, (gint64) S * n_chunks, 1, 1, error);
+}

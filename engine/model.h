@@ -103,7 +103,21 @@ typedef struct
   guint64     params;          /* parameters requested */
   guint64     device_bytes;    /* device bytes they take */
   GHashTable *dtypes;          /* file dtype name -> count, for `sdcl info` */
+  GArray     *requests;        /* SdclWeightRequest, when recording (tools) */
 } SdclWeights;
+
+/* One tensor an architecture asks for: its engine name and shape as
+ * PyTorch stores it (outermost first). */
+typedef struct
+{
+  gchar  *name;
+  guint   n_dims;
+  gint64  shape[4];
+} SdclWeightRequest;
+
+/* From now on, every tensor the loaders ask for is recorded in
+ * w->requests (in a dry run, this lists a whole architecture). */
+void sdcl_weights_record (SdclWeights *w);
 
 SdclWeights *sdcl_weights_new (void);
 void sdcl_weights_free (SdclWeights *w);
@@ -200,6 +214,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclClip, sdcl_clip_free)
 SdclTensor *sdcl_clip_forward (SdclClip *clip, const gint32 *ids, gint batch, gint clip_skip,
                                GError **error);
 
+/* A prompt cut into chunks of `positions` tokens (start, 75 tokens, end,
+ * padding), each encoded on its own and concatenated: [width, positions ·
+ * n_chunks, 1]. weights (NULL: all 1) are sd-webui's emphasis per token:
+ * the hidden states are scaled by them and each chunk's mean restored. */
+SdclTensor *sdcl_clip_encode_chunks (SdclClip *clip, const gint32 *ids, const gfloat *weights,
+                                     gint n_chunks, gint clip_skip, GError **error);
+
 SdclUnet *sdcl_unet_load (SdclWeights *w, const SdclUnetConfig *c, const gchar *prefix,
                           GError **error);
 void sdcl_unet_free (SdclUnet *unet);
@@ -210,6 +231,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclUnet, sdcl_unet_free)
  * W and H must be multiples of 2^(n_levels-1). */
 SdclTensor *sdcl_unet_forward (SdclUnet *unet, const SdclTensor *x, const gfloat *timesteps,
                                const SdclTensor *context, GError **error);
+
+/* Per-block wall times of each forward (benchmarks): the device is
+ * waited for after every block, so only set this when measuring. */
+typedef struct
+{
+  const gchar *block;     /* "down", "mid", "up", ... */
+  gint         level;     /* -1 where it has none */
+  gdouble      seconds;
+} SdclBlockTime;
+
+void sdcl_unet_time_blocks (SdclUnet *unet, GArray *times);
 
 SdclVae *sdcl_vae_load (SdclWeights *w, const SdclVaeConfig *c, const gchar *prefix,
                         gboolean encoder, GError **error);

@@ -263,7 +263,31 @@ struct _SdclUnet
   Transformer    mid_attn;
   Level          up[SDCL_MAX_LEVELS];
   SdclLayer      norm_out, conv_out;
+  GArray        *timer;          /* SdclBlockTime, when timing blocks */
 };
+
+void
+sdcl_unet_time_blocks (SdclUnet *u, GArray *times)
+{
+  u->timer = times;
+}
+
+/* With a timer set, waits for the device and records the time since the
+ * last mark under `name` (a static string). */
+static gboolean
+mark (SdclUnet *u, SdclEngine *engine, gint64 *since, const gchar *name, gint level,
+      GError **error)
+{
+  if (!u->timer)
+    return TRUE;
+  if (!sdcl_engine_finish (engine, error))
+    return FALSE;
+  const gint64 now = g_get_monotonic_time ();
+  SdclBlockTime t = { name, level, (now - *since) / 1e6 };
+  g_array_append_val (u->timer, t);
+  *since = now;
+  return TRUE;
+}
 
 static void
 level_clear (Level *l, gint n)
@@ -425,9 +449,12 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
       return NULL;
   }
 
+  gint64 since = g_get_monotonic_time ();
+  if (!mark (u, x->engine, &since, "time embedding", -1, error))
+    return NULL;
   g_autoptr (GPtrArray) skips = g_ptr_array_new_with_free_func ((GDestroyNotify) sdcl_tensor_free);
   g_autoptr (SdclTensor) h = sdcl_conv2d (x, u->conv_in.w, u->conv_in.b, 1, 1, error);
-  if (!h)
+  if (!h || !mark (u, x->engine, &since, "conv in", -1, error))
     return NULL;
   g_ptr_array_add (skips, sdcl_tensor_view (h, h->ne, h->nb, 0, NULL));
   for (gint i = 0; i < L; i++)
@@ -446,10 +473,13 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
             return NULL;
           g_ptr_array_add (skips, sdcl_tensor_view (h, h->ne, h->nb, 0, NULL));
         }
+      if (!mark (u, x->engine, &since, "down", i, error))
+        return NULL;
     }
   if (!step (&h, sdcl_resblock_forward (&u->mid_res[0], h, temb, error))
       || !step (&h, transformer_forward (&u->mid_attn, h, context, error))
-      || !step (&h, sdcl_resblock_forward (&u->mid_res[1], h, temb, error)))
+      || !step (&h, sdcl_resblock_forward (&u->mid_res[1], h, temb, error))
+      || !mark (u, x->engine, &since, "mid", -1, error))
     return NULL;
   for (gint i = 0; i < L; i++)
     {
@@ -468,8 +498,12 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
           && (!step (&h, sdcl_upsample_nearest2x (h, error))
               || !step (&h, sdcl_conv2d (h, l->sample.w, l->sample.b, 1, 1, error))))
         return NULL;
+      if (!mark (u, x->engine, &since, "up", i, error))
+        return NULL;
     }
-  if (!step (&h, sdcl_group_norm (h, u->norm_out.w, u->norm_out.b, c->groups, c->eps, TRUE, error)))
+  if (!step (&h, sdcl_group_norm (h, u->norm_out.w, u->norm_out.b, c->groups, c->eps, TRUE, error))
+      || !step (&h, sdcl_conv2d (h, u->conv_out.w, u->conv_out.b, 1, 1, error))
+      || !mark (u, x->engine, &since, "out", -1, error))
     return NULL;
-  return sdcl_conv2d (h, u->conv_out.w, u->conv_out.b, 1, 1, error);
+  return g_steal_pointer (&h);
 }

@@ -36,7 +36,24 @@ sdcl_weights_free (SdclWeights *w)
   g_ptr_array_unref (w->files);
   g_ptr_array_unref (w->problems);
   g_hash_table_unref (w->dtypes);
+  if (w->requests)
+    g_array_unref (w->requests);
   g_free (w);
+}
+
+static void
+clear_request (gpointer p)
+{
+  g_free (((SdclWeightRequest *) p)->name);
+}
+
+void
+sdcl_weights_record (SdclWeights *w)
+{
+  if (w->requests)
+    return;
+  w->requests = g_array_new (FALSE, TRUE, sizeof (SdclWeightRequest));
+  g_array_set_clear_func (w->requests, clear_request);
 }
 
 void
@@ -110,6 +127,12 @@ lookup (SdclWeights *w, const gchar *name, guint n, const gint64 *shape, guint a
         gboolean *failed, GError **error)
 {
   *failed = FALSE;
+  if (w->requests)
+    {
+      SdclWeightRequest r = { g_strdup (name), n, { 1, 1, 1, 1 } };
+      memcpy (r.shape, shape, n * sizeof (gint64));
+      g_array_append_val (w->requests, r);
+    }
   const SdclSafetensorsEntry *e = g_hash_table_lookup (w->map, name);
   g_autofree gchar *problem = NULL;
   if (!e)
