@@ -33,6 +33,13 @@
  * at 77 rows (the text encoder) converting in the K loop was faster. */
 #define WIDEN_MIN_ROWS 96
 
+/* Convolutions sum over at most this many K rows (input channels x taps)
+ * per launch; wider ones run in channel blocks that accumulate in the
+ * output (see cl/conv.cl). Measured on PoCL, 2 cores (bench-ops, GFLOP/s
+ * for 320/640/1280 channels): one pass 60/35/25, blocks of 2304 63/46/26,
+ * 1152 62/56/31, 768 59/55/47, 576 56/53/45, 288 47/44/45. */
+#define CONV_BLOCK_K 768
+
 /* ---- helpers ----------------------------------------------------------------- */
 
 static inline glong
@@ -438,16 +445,25 @@ sdcl_conv2d_padded (const SdclTensor *x, const SdclTensor *w, const SdclTensor *
   const gboolean f16 = wk->dtype == SDCL_DTYPE_F16;
   const gchar *name = kh == 3 ? (f16 ? "conv3x3_f16" : "conv3x3_f32")
                               : (f16 ? "conv1x1_f16" : "conv1x1_f32");
-  if (!SDCL_LAUNCH (x->engine, name, 3, global, local, error,
-                    SDCL_ARG_MEM (xp->mem), SDCL_ARG_ULONG (0),
-                    SDCL_ARG_INT (Wp), SDCL_ARG_INT (Hp),
-                    SDCL_ARG_INT (Cin), SDCL_ARG_INT (stride),
-                    SDCL_ARG_INT (Wo), SDCL_ARG_INT (Wo * Ho), SDCL_ARG_INT (M),
-                    SDCL_ARG_MEM (wk->mem), SDCL_ARG_ULONG (sdcl_elem_off (wk)), SDCL_ARG_LONG (ldw),
-                    SDCL_ARG_INT (Cout),
-                    SDCL_ARG_MEM (br ? br->mem : y->mem), SDCL_ARG_ULONG (br ? sdcl_elem_off (br) : 0),
-                    SDCL_ARG_INT (br != NULL),
-                    SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0)))
-    return NULL;
+  /* blocks of at most CONV_BLOCK_K rows of K (channels x taps), summed in y */
+  const gint64 blocks = (Cin * kh * kw + CONV_BLOCK_K - 1) / CONV_BLOCK_K;
+  const gint64 per_block = (Cin + blocks - 1) / blocks;
+  for (gint64 c_lo = 0; c_lo < Cin; c_lo += per_block)
+    {
+      const gint64 c_hi = MIN (Cin, c_lo + per_block);
+      if (!SDCL_LAUNCH (x->engine, name, 3, global, local, error,
+                        SDCL_ARG_MEM (xp->mem), SDCL_ARG_ULONG (0),
+                        SDCL_ARG_INT (Wp), SDCL_ARG_INT (Hp),
+                        SDCL_ARG_INT (Cin), SDCL_ARG_INT (stride),
+                        SDCL_ARG_INT (Wo), SDCL_ARG_INT (Wo * Ho), SDCL_ARG_INT (M),
+                        SDCL_ARG_MEM (wk->mem), SDCL_ARG_ULONG (sdcl_elem_off (wk)),
+                        SDCL_ARG_LONG (ldw), SDCL_ARG_INT (Cout),
+                        SDCL_ARG_MEM (br ? br->mem : y->mem),
+                        SDCL_ARG_ULONG (br ? sdcl_elem_off (br) : 0),
+                        SDCL_ARG_INT (br != NULL && c_lo == 0),
+                        SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
+                        SDCL_ARG_INT (c_lo), SDCL_ARG_INT (c_hi), SDCL_ARG_INT (c_lo > 0)))
+        return NULL;
+    }
   return g_steal_pointer (&y);
 }

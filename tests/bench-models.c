@@ -3,7 +3,8 @@
  * its time, device memory and process memory. Random weights of the real
  * shapes (fullsize.h), made once into the build folder.
  *
- *   bench-models [MODEL.safetensors]     (default: build/sd15-random.safetensors)
+ *   bench-models [MODEL.safetensors] [text|unet|vae]
+ *   (default: build/sd15-random.safetensors, every part)
  */
 #include <locale.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ main (int argc, char **argv)
   setlocale (LC_ALL, "");
   g_autoptr (GError) error = NULL;
   const gchar *path = argc > 1 ? argv[1] : "build/sd15-random.safetensors";
+  const gchar *only = argc > 2 ? argv[2] : NULL;
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     {
       g_print ("writing random SD 1.5-shaped weights to %s ...\n", path);
@@ -88,7 +90,7 @@ main (int argc, char **argv)
   report ("text encoder, batch 2 x 77", (g_get_monotonic_time () - t0) / 1e6);
 
   /* UNet at 64x64 latents (512x512 images), batch 1 and batch 2 (CFG) */
-  for (gint batch = 1; batch <= 2; batch++)
+  for (gint batch = 1; batch <= 2 && (!only || g_str_equal (only, "unet")); batch++)
     {
       g_autoptr (SdclTensor) x = seeded_tensor (11, 64, 64, 4, batch);
       const gint64 ne[4] = { 768, 77, batch, 1 };
@@ -115,6 +117,7 @@ main (int argc, char **argv)
     }
 
   /* VAE decode 64x64 latents -> 512x512 */
+  if (!only || g_str_equal (only, "vae"))
   {
     g_autoptr (SdclTensor) z = seeded_tensor (12, 64, 64, 4, 1);
     reset_peaks ();
