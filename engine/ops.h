@@ -52,6 +52,8 @@ SdclTensor *sdcl_layer_norm (const SdclTensor *x, const SdclTensor *gamma, const
                              gfloat eps, GError **error);
 /* Softmax over ne[0]; a row of all -inf gives zeros. */
 SdclTensor *sdcl_softmax (const SdclTensor *x, GError **error);
+/* Softmax of scale·x (scale > 0), the scale folded into the exponent. */
+SdclTensor *sdcl_softmax_scaled (const SdclTensor *x, gfloat scale, GError **error);
 
 /* ---- attention (ops.c, cl/attention.cl) -------------------------------------- */
 

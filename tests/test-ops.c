@@ -265,6 +265,10 @@ typedef struct
   gboolean causal;
 } AttentionCase;
 
+/* Both attention paths: the single kernel (GPUs) and query blocks through
+ * matmul and softmax (CPUs); see use_attention_kernel() in ops.c. */
+static const gchar *attention_paths[] = { "kernel", "blocks" };
+
 static void
 run_attention (gconstpointer data)
 {
@@ -273,9 +277,15 @@ run_attention (gconstpointer data)
   g_autoptr (SdclTensor) q = input (c->name, "q");
   g_autoptr (SdclTensor) k = input (c->name, "k");
   g_autoptr (SdclTensor) v = input (c->name, "v");
-  g_autoptr (SdclTensor) y = sdcl_attention (q, k, v, c->heads, c->causal, &error);
-  g_assert_no_error (error);
-  check_out (c->name, y, TOL_REL, TOL_NMSE);
+  for (guint i = 0; i < G_N_ELEMENTS (attention_paths); i++)
+    {
+      g_setenv ("SDCL_ATTENTION", attention_paths[i], TRUE);
+      g_autoptr (SdclTensor) y = sdcl_attention (q, k, v, c->heads, c->causal, &error);
+      g_assert_no_error (error);
+      g_test_message ("path: %s", attention_paths[i]);
+      check_out (c->name, y, TOL_REL, TOL_NMSE);
+    }
+  g_unsetenv ("SDCL_ATTENTION");
 }
 
 /* q, k and v as strided views into one fused [3·HD, S] projection, the
@@ -303,9 +313,14 @@ test_attention_views (void)
   g_autoptr (SdclTensor) kv = sdcl_tensor_view (t, ne, t->nb, HD * 4, &error);
   g_autoptr (SdclTensor) vv = sdcl_tensor_view (t, ne, t->nb, 2 * HD * 4, &error);
   g_assert_no_error (error);
-  g_autoptr (SdclTensor) y = sdcl_attention (qv, kv, vv, 3, FALSE, &error);
-  g_assert_no_error (error);
-  check_out (c, y, TOL_REL, TOL_NMSE);
+  for (guint i = 0; i < G_N_ELEMENTS (attention_paths); i++)
+    {
+      g_setenv ("SDCL_ATTENTION", attention_paths[i], TRUE);
+      g_autoptr (SdclTensor) y = sdcl_attention (qv, kv, vv, 3, FALSE, &error);
+      g_assert_no_error (error);
+      check_out (c, y, TOL_REL, TOL_NMSE);
+    }
+  g_unsetenv ("SDCL_ATTENTION");
 }
 
 /* ---- elementwise ----------------------------------------------------------------- */
@@ -468,18 +483,24 @@ test_large_attention (gconstpointer data)
   g_autoptr (SdclTensor) q = seeded_tensor (cross ? 12 : 9, qne, 3.0f, 0.0f);
   g_autoptr (SdclTensor) k = seeded_tensor (cross ? 13 : 10, kne, 3.0f, 0.0f);
   g_autoptr (SdclTensor) v = seeded_tensor (cross ? 14 : 11, kne, 1.0f, 0.0f);
-  g_assert_true (sdcl_engine_finish (engine, &error));
-  sdcl_engine_trim (engine);          /* so the output is a new allocation */
-  sdcl_engine_reset_peak (engine);
-  const guint64 before = sdcl_engine_memory_in_use (engine);
-  g_autoptr (SdclTensor) y = sdcl_attention (q, k, v, 8, FALSE, &error);
-  g_assert_no_error (error);
-  /* everything attention allocated beyond its output: no score matrix
-   * (a full one would be 4096·4096·8·4 bytes = 512 MiB) */
-  const guint64 extra = sdcl_engine_memory_peak (engine) - before - sdcl_tensor_bytes (y);
-  g_test_message ("attention scratch: %" G_GUINT64_FORMAT " bytes", extra);
-  g_assert_cmpuint (extra, <, 64u << 20);
-  check_large (cross ? "big_attn_cross" : "big_attn_self", y, TOL_REL, TOL_NMSE);
+  for (guint i = 0; i < G_N_ELEMENTS (attention_paths); i++)
+    {
+      g_setenv ("SDCL_ATTENTION", attention_paths[i], TRUE);
+      g_assert_true (sdcl_engine_finish (engine, &error));
+      sdcl_engine_trim (engine);          /* so the output is a new allocation */
+      sdcl_engine_reset_peak (engine);
+      const guint64 before = sdcl_engine_memory_in_use (engine);
+      g_autoptr (SdclTensor) y = sdcl_attention (q, k, v, 8, FALSE, &error);
+      g_assert_no_error (error);
+      /* everything attention allocated beyond its output: never the whole
+       * score matrix (4096·4096·8·4 bytes = 512 MiB) */
+      const guint64 extra = sdcl_engine_memory_peak (engine) - before - sdcl_tensor_bytes (y);
+      g_test_message ("attention (%s) scratch: %" G_GUINT64_FORMAT " bytes", attention_paths[i],
+                      extra);
+      g_assert_cmpuint (extra, <, 64u << 20);
+      check_large (cross ? "big_attn_cross" : "big_attn_self", y, TOL_REL, TOL_NMSE);
+    }
+  g_unsetenv ("SDCL_ATTENTION");
 }
 
 static void
