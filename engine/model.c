@@ -174,9 +174,10 @@ unet_from_shapes (const SdclSafetensors *st, SdclUnetConfig *c, GError **error)
   if (c->n_levels > SDCL_MAX_LEVELS - 1 || c->channels[0] == 0 || c->layers_per_block == 0)
     return fail (error, SDCL_MODEL_ERROR_CONFIG, sdcl_safetensors_name (st),
                  "cannot tell the UNet's levels from its input blocks");
-  /* SD 1.x has 8 heads everywhere; SD 2.x 64-wide heads */
+  /* heads leave no trace in the shapes: SD 1.x has 8 everywhere (SD 2.x's
+   * 64-wide heads are refused before this matters) */
   for (gint i = 0; i < c->n_levels; i++)
-    c->heads[i] = c->context_dim == 768 ? 8 : MAX (1, c->channels[i] / 64);
+    c->heads[i] = 8;
   return TRUE;
 }
 
@@ -288,7 +289,8 @@ rename_original (const gchar *name, gpointer table)
 }
 
 /* Prefix for a diffusers part file; old diffusers VAE attention names
- * (query/key/value/proj_attn) become today's. */
+ * (query/key/value/proj_attn) become today's, and a text model saved
+ * without "text_model." gets it. */
 static gchar *
 rename_diffusers (const gchar *name, gpointer prefix)
 {
@@ -310,6 +312,9 @@ rename_diffusers (const gchar *name, gpointer prefix)
             return g_strconcat (prefix, head, old[i][1], at + strlen (old[i][0]), NULL);
           }
       }
+  /* transformers 5 saves the text model without its "text_model." level */
+  if (g_str_equal (prefix, "text_encoder.") && !g_str_has_prefix (name, "text_model."))
+    return g_strconcat (prefix, "text_model.", name, NULL);
   return g_strconcat (prefix, name, NULL);
 }
 
@@ -368,8 +373,9 @@ open_single_file (const gchar *path, Source *src, GError **error)
   src->layout = "single file";
 
   g_ptr_array_steal_index (src->weights->files, 0);
-  g_autoptr (SdclNameTable) table = sdcl_name_table_new (&src->unet, &src->vae, "first_stage_model.");
+  SdclNameTable *table = sdcl_name_table_new (&src->unet, &src->vae, "first_stage_model.");
   sdcl_weights_add_file (src->weights, st, rename_original, table);
+  src->weights->names = table;
   return TRUE;
 }
 

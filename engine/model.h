@@ -104,6 +104,7 @@ typedef struct
   guint64     device_bytes;    /* device bytes they take */
   GHashTable *dtypes;          /* file dtype name -> count, for `sdcl info` */
   GArray     *requests;        /* SdclWeightRequest, when recording (tools) */
+  SdclNameTable *names;        /* single files: names missing tensors as the file would */
 } SdclWeights;
 
 /* One tensor an architecture asks for: its engine name and shape as

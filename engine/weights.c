@@ -38,6 +38,7 @@ sdcl_weights_free (SdclWeights *w)
   g_hash_table_unref (w->dtypes);
   if (w->requests)
     g_array_unref (w->requests);
+  sdcl_name_table_free (w->names);
   g_free (w);
 }
 
@@ -137,7 +138,9 @@ lookup (SdclWeights *w, const gchar *name, guint n, const gint64 *shape, guint a
   g_autofree gchar *problem = NULL;
   if (!e)
     {
-      problem = g_strdup_printf ("missing tensor '%s'", name);
+      g_autofree gchar *original = w->names ? sdcl_name_to_original (w->names, name) : NULL;
+      problem = original ? g_strdup_printf ("missing tensor '%s' (%s)", original, name)
+                         : g_strdup_printf ("missing tensor '%s'", name);
     }
   else
     {
@@ -459,6 +462,7 @@ unsupported (Reader *r, const gchar *what)
 gboolean
 sdcl_clip_config_from_json (JsonObject *o, SdclClipConfig *c, GError **error)
 {
+  memset (c, 0, sizeof *c);
   Reader r = { o, "text encoder config", error, TRUE };
   c->vocab = get_int (&r, "vocab_size", 49408, 1, 1 << 22);
   c->positions = get_int (&r, "max_position_embeddings", 77, 1, 4096);
@@ -479,6 +483,7 @@ sdcl_clip_config_from_json (JsonObject *o, SdclClipConfig *c, GError **error)
 gboolean
 sdcl_unet_config_from_json (JsonObject *o, SdclUnetConfig *c, GError **error)
 {
+  memset (c, 0, sizeof *c);
   Reader r = { o, "UNet config", error, TRUE };
   c->in_channels = get_int (&r, "in_channels", 4, 1, 64);
   c->out_channels = get_int (&r, "out_channels", 4, 1, 64);
@@ -555,6 +560,7 @@ sdcl_unet_config_from_json (JsonObject *o, SdclUnetConfig *c, GError **error)
 gboolean
 sdcl_vae_config_from_json (JsonObject *o, SdclVaeConfig *c, GError **error)
 {
+  memset (c, 0, sizeof *c);
   Reader r = { o, "VAE config", error, TRUE };
   c->image_channels = get_int (&r, "in_channels", 3, 1, 4);
   if (r.ok && get_int (&r, "out_channels", 3, 1, 4) != c->image_channels)

@@ -231,29 +231,49 @@ test_vae_tiled (void)
   g_assert_no_error (error);
   assert_matches ("VAE decode 256x192 untiled", whole, "vae.big_decoded", TOL_REL, TOL_NMSE);
 
-  /* 16-pixel latent tiles overlapping by 4: 3 x 2 tiles over 32 x 24 */
-  g_autoptr (SdclTensor) tiled = sdcl_vae_decode_tiled (vae, z, 16, 4, &error);
-  g_assert_no_error (error);
-  g_assert_true (sdcl_tensor_same_shape (tiled, whole));
+  /* Tiles see less context than the whole and normalise with their own
+   * group-norm statistics, so they differ from it; with this random-weight
+   * VAE the difference falls as tiles grow (NMSE for 12/16/20/24/28-pixel
+   * latent tiles with overlap 4: 0.090/0.042/0.018/0.006/0.005). The bounds
+   * below are about twice what was measured: a blending bug (a seam, a
+   * tile in the wrong place) gives errors of the size of the image. */
+  static const struct { gint tile, overlap; gdouble nmse; } cases[] = {
+    { 24, 8, 0.01 },       /* 2 x 1 tiles over the 32 x 24 latent */
+    { 16, 4, 0.08 },       /* 3 x 2 tiles */
+  };
   g_autofree gfloat *a = sdcl_tensor_read_f32 (whole, &error);
-  g_autofree gfloat *b = sdcl_tensor_read_f32 (tiled, &error);
   const gint64 n = sdcl_tensor_numel (whole);
-  SdclTestError e = sdcl_test_compare (b, a, n);
-  gdouble mean_abs = 0;
-  for (gint64 i = 0; i < n; i++)
-    mean_abs += fabs (a[i] - b[i]);
-  mean_abs /= n;
-  g_test_message ("tiled decode vs untiled: max |diff| %.4f, mean |diff| %.5f, NMSE %.2e "
-                  "(output max %.3f)", e.max_abs, mean_abs, e.nmse, e.ref_max);
-  /* Tiles see less context and their own group-norm statistics, so they
-   * differ from the whole; the blend must keep that small and seam-free. */
-  g_assert_cmpfloat (e.nmse, <, 2e-2);
-  g_assert_cmpfloat (mean_abs, <, 0.05 * e.ref_max);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (SdclTensor) tiled = sdcl_vae_decode_tiled (vae, z, cases[i].tile, cases[i].overlap,
+                                                            &error);
+      g_assert_no_error (error);
+      g_assert_true (sdcl_tensor_same_shape (tiled, whole));
+      g_autofree gfloat *b = sdcl_tensor_read_f32 (tiled, &error);
+      SdclTestError e = sdcl_test_compare (b, a, n);
+      /* the seam: the worst column-to-column step of the difference, against
+       * the worst such step of the untiled image itself */
+      const gint64 W = whole->ne[0], H = whole->ne[1];
+      gdouble step_diff = 0, step_img = 0;
+      for (gint64 c = 0; c < 3 * H; c++)
+        for (gint64 x = 1; x < W; x++)
+          {
+            const gint64 p = c * W + x;
+            step_diff = MAX (step_diff, fabs ((b[p] - a[p]) - (b[p - 1] - a[p - 1])));
+            step_img = MAX (step_img, fabs (a[p] - a[p - 1]));
+          }
+      g_test_message ("tiled decode %d/%d vs untiled: max |diff| %.3f, NMSE %.4f; largest step "
+                      "of the difference %.3f, of the image %.3f", cases[i].tile, cases[i].overlap,
+                      e.max_abs, e.nmse, step_diff, step_img);
+      g_assert_cmpfloat (e.nmse, <, cases[i].nmse);
+      g_assert_cmpfloat (step_diff, <, 0.5 * step_img);
+    }
 
   /* tiles that cover the input whole give the untiled result exactly */
   g_autoptr (SdclTensor) one = sdcl_vae_decode_tiled (vae, z, 32, 4, &error);
   g_assert_no_error (error);
   g_autofree gfloat *c = sdcl_tensor_read_f32 (one, &error);
+  g_assert_cmpint (sdcl_tensor_numel (one), ==, n);
   g_assert_cmpmem (c, n * sizeof (gfloat), a, n * sizeof (gfloat));
 
   /* tiled encode of the decoded image, against the untiled encode */
@@ -265,8 +285,8 @@ test_vae_tiled (void)
   g_autofree gfloat *ma = sdcl_tensor_read_f32 (mean, &error);
   g_autofree gfloat *mb = sdcl_tensor_read_f32 (mean_tiled, &error);
   SdclTestError ee = sdcl_test_compare (mb, ma, sdcl_tensor_numel (mean));
-  g_test_message ("tiled encode vs untiled: max |diff| %.4f, NMSE %.2e", ee.max_abs, ee.nmse);
-  g_assert_cmpfloat (ee.nmse, <, 2e-2);
+  g_test_message ("tiled encode 16/4 vs untiled: max |diff| %.4f, NMSE %.4f", ee.max_abs, ee.nmse);
+  g_assert_cmpfloat (ee.nmse, <, 0.08);
 }
 
 /* ---- names and configs ------------------------------------------------------------ */
@@ -388,11 +408,21 @@ test_config_from_shapes (void)
 
   g_autoptr (SdclModel) m = sdcl_model_load (engine, out, NULL, &error);
   g_assert_no_error (error);
+  /* the same architecture as the metadata describes */
   const SdclUnetConfig *u = sdcl_model_unet_config (m);
-  g_assert_cmpint (u->n_levels, ==, 3);
-  g_assert_cmpint (u->layers_per_block, ==, 2);
-  g_assert_cmpint (u->channels[1], ==, 64);
-  g_assert_true (u->attention[0] && u->attention[1] && !u->attention[2]);
+  g_autoptr (JsonParser) p = json_parser_new ();
+  json_parser_load_from_data (p, sdcl_safetensors_metadata (st, "sdcl.unet_config"), -1, &error);
+  g_assert_no_error (error);
+  SdclUnetConfig want;
+  sdcl_unet_config_from_json (json_node_get_object (json_parser_get_root (p)), &want, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (u->n_levels, ==, want.n_levels);
+  g_assert_cmpint (u->layers_per_block, ==, want.layers_per_block);
+  g_assert_cmpint (u->in_channels, ==, want.in_channels);
+  g_assert_cmpint (u->out_channels, ==, want.out_channels);
+  g_assert_cmpint (u->context_dim, ==, want.context_dim);
+  g_assert_cmpmem (u->channels, sizeof u->channels, want.channels, sizeof want.channels);
+  g_assert_cmpmem (u->attention, sizeof u->attention, want.attention, sizeof want.attention);
   check_unet (m, "unet", "architecture from shapes");
   check_vae (m, "vae", "architecture from shapes");
   g_unlink (out);
@@ -461,18 +491,92 @@ test_refuse_ckpt (void)
   g_assert_nonnull (strstr (error->message, "weights_only=True"));
 }
 
+/* tiny-sd.safetensors rewritten with one tensor changed by `edit` (which
+ * may drop it: returns FALSE), into a temporary file; returns its path. */
+typedef gboolean (*EditFunc) (const SdclSafetensorsEntry *e, gint64 *shape, gsize *n_bytes);
+
+static gchar *
+edited_copy (const gchar *target, EditFunc edit, gchar **dir_out)
+{
+  g_autofree gchar *path = fixture ("tiny-sd.safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclSafetensors) st = sdcl_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclSafetensorsWriter) w = sdcl_safetensors_writer_new ();
+  for (guint i = 0; i < sdcl_safetensors_n_tensors (st); i++)
+    {
+      const SdclSafetensorsEntry *e = sdcl_safetensors_nth (st, i);
+      gint64 shape[SDCL_SAFETENSORS_MAX_DIMS];
+      memcpy (shape, e->shape, sizeof shape);
+      gsize n_bytes = e->n_bytes;
+      if (g_str_equal (e->name, target) && !edit (e, shape, &n_bytes))
+        continue;
+      sdcl_safetensors_writer_add (w, e->name, e->dtype, e->n_dims, shape, e->data, n_bytes, &error);
+      g_assert_no_error (error);
+    }
+  GHashTable *meta = sdcl_safetensors_metadata_table (st);
+  GHashTableIter it;
+  gpointer k, v;
+  g_hash_table_iter_init (&it, meta);
+  while (g_hash_table_iter_next (&it, &k, &v))
+    sdcl_safetensors_writer_set_metadata (w, k, v);
+  *dir_out = g_dir_make_tmp ("sdcl-models-XXXXXX", &error);
+  g_assert_no_error (error);
+  gchar *out = g_build_filename (*dir_out, "edited.safetensors", NULL);
+  sdcl_safetensors_writer_save (w, out, &error);
+  g_assert_no_error (error);
+  return out;
+}
+
+static gboolean
+drop (const SdclSafetensorsEntry *e, gint64 *shape, gsize *n_bytes)
+{
+  return FALSE;
+}
+
+/* 8 input channels short: the bytes are the first ones of the original */
+static gboolean
+narrow (const SdclSafetensorsEntry *e, gint64 *shape, gsize *n_bytes)
+{
+  *n_bytes = *n_bytes / shape[1] * (shape[1] - 8);
+  shape[1] -= 8;
+  return TRUE;
+}
+
+static void
+expect_edit_refused (const gchar *target, EditFunc edit, gint code, const gchar *needle)
+{
+  g_autofree gchar *dir = NULL;
+  g_autofree gchar *path = edited_copy (target, edit, &dir);
+  g_autoptr (GError) error = NULL;
+  const guint64 before = sdcl_engine_memory_in_use (engine);
+  g_autoptr (SdclModel) m = sdcl_model_load (engine, path, NULL, &error);
+  g_assert_null (m);
+  g_assert_error (error, SDCL_MODEL_ERROR, code);
+  g_assert_cmpuint (sdcl_engine_memory_in_use (engine), ==, before);
+  g_test_message ("%s", error->message);
+  if (!strstr (error->message, needle))
+    g_error ("the message does not mention \"%s\": %s", needle, error->message);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 static void
 test_refuse_missing (void)
 {
-  expect_refusal ("tiny-sd-missing.safetensors", NULL, SDCL_MODEL_ERROR, SDCL_MODEL_ERROR_MISSING,
-                  "missing tensor 'unet.");
+  expect_edit_refused ("model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_v.weight",
+                       drop, SDCL_MODEL_ERROR_MISSING,
+                       "missing tensor 'model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_v.weight' "
+                       "(unet.down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_v.weight)");
 }
 
 static void
 test_refuse_bad_shape (void)
 {
-  expect_refusal ("tiny-sd-badshape.safetensors", NULL, SDCL_MODEL_ERROR, SDCL_MODEL_ERROR_SHAPE,
-                  "where the architecture needs");
+  expect_edit_refused ("model.diffusion_model.output_blocks.4.0.in_layers.2.weight", narrow,
+                       SDCL_MODEL_ERROR_SHAPE,
+                       "tensor 'model.diffusion_model.output_blocks.4.0.in_layers.2.weight' has shape "
+                       "[32, 56, 3, 3] F16 where the architecture needs [32, 64, 3, 3]");
 }
 
 static void
