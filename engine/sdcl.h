@@ -58,6 +58,17 @@ typedef enum
   SDCL_MODEL_ERROR_SHAPE,            /* tensors with the wrong shape or dtype */
 } SdclModelError;
 
+/* Prompts: text and emphasis syntax. */
+#define SDCL_PROMPT_ERROR (sdcl_prompt_error_quark ())
+GQuark sdcl_prompt_error_quark (void);
+
+typedef enum
+{
+  SDCL_PROMPT_ERROR_INVALID_TEXT,    /* not valid UTF-8 */
+  SDCL_PROMPT_ERROR_TOO_LONG,        /* more text than any model takes */
+  SDCL_PROMPT_ERROR_VOCABULARY,      /* the built-in vocabulary could not be read */
+} SdclPromptError;
+
 /* ---- devices and the engine --------------------------------------------- */
 
 typedef struct

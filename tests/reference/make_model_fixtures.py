@@ -13,8 +13,6 @@ files are checked against diffusers' own single-file loader.
 
     ~/.cache/sdcl-venv/bin/python tests/reference/make_model_fixtures.py
 """
-import gzip
-import html
 import json
 import os
 import shutil
@@ -25,6 +23,8 @@ import numpy as np
 import torch
 
 torch.set_num_threads(1)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clip_vocab import clip_tokenizer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "fixtures", "models")
@@ -220,34 +220,6 @@ def save(sd, path, dtype, meta=None):
         f.write(text)
         for b in blobs:
             f.write(b)
-
-
-# ---- tokenizer (the real CLIP BPE, from open_clip's copy) ------------------------
-
-def clip_tokenizer(workdir):
-    import open_clip
-    from transformers import CLIPTokenizer
-    gz = os.path.join(os.path.dirname(open_clip.__file__), "bpe_simple_vocab_16e6.txt.gz")
-    merges = gzip.open(gz).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    vocab = [chr(c) for c in cs]
-    vocab += [v + "</w>" for v in vocab]
-    vocab += ["".join(m.split()) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    with open(os.path.join(workdir, "vocab.json"), "w") as f:
-        json.dump({v: i for i, v in enumerate(vocab)}, f)
-    with open(os.path.join(workdir, "merges.txt"), "w") as f:
-        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return CLIPTokenizer(os.path.join(workdir, "vocab.json"), os.path.join(workdir, "merges.txt"),
-                         pad_token="<|endoftext|>")
 
 
 # ---- verification through diffusers' own single-file loader ---------------------
