@@ -8,6 +8,7 @@
  * computes in f32. Tolerances: max |error| / max |reference| and NMSE.
  */
 #include "model.h"
+#include "prompt.h"
 #include "testutil.h"
 
 #include <glib/gstdio.h>
@@ -214,6 +215,57 @@ test_replacement_vae (void)
   check_vae (m, "vae2", "replacement VAE file, F32");
   /* the rest of the model is untouched */
   check_unet (m, "unet", "with a replacement VAE");
+}
+
+/* A prompt through the tokenizer, the chunker and the text encoder; with
+ * emphasis, the hidden states are scaled per token and the chunk's mean
+ * restored, as sd-webui does. */
+static void
+test_prompt_encoding (void)
+{
+  g_autoptr (SdclModel) m = load ("tiny-sd.safetensors", NULL);
+  g_autoptr (GError) error = NULL;
+  gint batch;
+  g_autofree gint32 *want_ids = ref_ids ("te.ids", &batch);
+  const SdclSafetensorsEntry *e;
+  g_autofree gfloat *hidden = ref_tensor ("te.hidden", &e);
+  const gint W = e->shape[2];
+
+  g_autoptr (SdclPromptChunks) plain = sdcl_prompt_chunks_new (
+    "a photograph of an astronaut riding a horse", 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (plain->n_chunks, ==, 1);
+  g_assert_cmpmem (plain->ids, 77 * sizeof (gint32), want_ids, 77 * sizeof (gint32));
+  g_autoptr (SdclTensor) h = sdcl_clip_encode_chunks (sdcl_model_clip (m), plain->ids,
+                                                      plain->weights, 1, 1, &error);
+  g_assert_no_error (error);
+  g_autofree gfloat *got = sdcl_tensor_read_f32 (h, &error);
+  sdcl_test_assert_close ("prompt -> text encoder", got, hidden, 77 * W, TOL_REL, TOL_NMSE);
+
+  /* the same tokens with emphasis: (a photograph:1.3) ... [horse] */
+  g_autoptr (SdclPromptChunks) weighted = sdcl_prompt_chunks_new (
+    "(a photograph:1.3) of an astronaut riding a [horse]", 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (weighted->ids, 77 * sizeof (gint32), want_ids, 77 * sizeof (gint32));
+  g_assert_cmpfloat_with_epsilon (weighted->weights[1], 1.3, 1e-6);
+  g_assert_cmpfloat_with_epsilon (weighted->weights[8], 1 / 1.1, 1e-6);
+  g_autoptr (SdclTensor) hw = sdcl_clip_encode_chunks (sdcl_model_clip (m), weighted->ids,
+                                                       weighted->weights, 1, 1, &error);
+  g_assert_no_error (error);
+  g_autofree gfloat *gw = sdcl_tensor_read_f32 (hw, &error);
+  g_autofree gfloat *want = g_new (gfloat, 77 * W);
+  gdouble before = 0, after = 0;
+  for (gint t = 0; t < 77; t++)
+    for (gint i = 0; i < W; i++)
+      {
+        before += hidden[t * W + i];
+        after += hidden[t * W + i] * (gdouble) weighted->weights[t];
+      }
+  for (gint t = 0; t < 77; t++)
+    for (gint i = 0; i < W; i++)
+      want[t * W + i] = hidden[t * W + i] * (gdouble) weighted->weights[t] * (before / after);
+  sdcl_test_assert_close ("prompt with emphasis -> text encoder", gw, want, 77 * W, TOL_REL,
+                          TOL_NMSE);
 }
 
 /* ---- tiled VAE -------------------------------------------------------------------- */
@@ -617,6 +669,7 @@ main (int argc, char **argv)
   g_test_add_func ("/models/diffusers-folder", test_diffusers_folder);
   g_test_add_func ("/models/inpaint-9-channel-bf16", test_inpaint_bf16);
   g_test_add_func ("/models/replacement-vae-f32", test_replacement_vae);
+  g_test_add_func ("/models/prompt-encoding", test_prompt_encoding);
   g_test_add_func ("/models/vae-tiled", test_vae_tiled);
   g_test_add_func ("/models/name-table", test_name_table);
   g_test_add_func ("/models/config-from-shapes", test_config_from_shapes);
