@@ -3,23 +3,29 @@
 
 Writes tests/fixtures/models/ (see the README there): a tiny model as a
 diffusers folder and as single files in the original SD layout (f16, bf16),
-a standalone replacement VAE (f32), broken and foreign files for the
-refusal tests, and tiny-sd-ref.safetensors with inputs and outputs computed
-by diffusers/transformers in float64.
+a standalone replacement VAE (f32), foreign files for the refusal tests, and
+tiny-sd-ref.safetensors with inputs and outputs computed by
+diffusers/transformers in float64.
 
 Every weight is rounded to a value that bf16, f16 and f32 all hold exactly,
-so one set of reference outputs serves every file dtype. The original-layout
-files are checked against diffusers' own single-file loader.
+so one set of reference outputs serves every file dtype. Then it checks
+what it wrote, through the loaders of diffusers and transformers only:
+every file loads back (the single files with from_single_file, their own
+metadata as the config) to exactly the weights that made it; the
+references, recomputed from the reloaded models, come out identical; the
+float32 error of every reference is small; every parameter reaches the
+outputs (see check_every_parameter_matters) and the UNet depends on the
+timestep. The output is the same byte for byte on every run.
 
-    ~/.cache/sdcl-venv/bin/python tests/reference/make_model_fixtures.py
+    ~/.cache/sdcl-venv/bin/python tests/reference/make_model_fixtures.py [OUT_DIR]
 """
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 
-import numpy as np
 import torch
 
 torch.set_num_threads(1)
@@ -32,7 +38,9 @@ OUT = os.path.join(HERE, "..", "fixtures", "models")
 TEXT = dict(vocab_size=49408, max_position_embeddings=77, hidden_size=8, intermediate_size=16,
             num_hidden_layers=3, num_attention_heads=2, hidden_act="quick_gelu",
             bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
-UNET = dict(block_out_channels=(32, 32, 32), layers_per_block=2,
+# 64 channels at the last level: with 32 groups on 32 channels a group norm
+# removes any per-channel constant, so resnets there ignore the timestep
+UNET = dict(block_out_channels=(32, 32, 64), layers_per_block=2,
             down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
             cross_attention_dim=8, attention_head_dim=8, norm_num_groups=32,
@@ -41,7 +49,11 @@ VAE = dict(block_out_channels=(32, 32, 32, 32), layers_per_block=1,
            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
            latent_channels=4, norm_num_groups=32, sample_size=64, scaling_factor=0.18215)
 # the replacement VAE changes channels between levels (nin_shortcut)
-VAE2 = dict(VAE, block_out_channels=(32, 32, 32, 64))
+VAE2 = dict(VAE, block_out_channels=(64, 32, 32, 32))
+PROMPTS = ["a photograph of an astronaut riding a horse", ""]
+# largest float32-vs-float64 difference (max |err| / max |ref|) accepted
+# as a sign the references are well conditioned
+F32_SANITY = 1e-4
 SCHEDULER = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
              "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
              "set_alpha_to_one": False, "clip_sample": False, "skip_prk_steps": True,
@@ -51,10 +63,11 @@ SCHEDULER = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 
 # ---- weights ---------------------------------------------------------------------
 
 def exact_in_all_dtypes(t):
-    """Rounds to bf16, flushes what f16 would make subnormal, clamps to f16."""
+    """Rounds to bf16, flushes what f16 would make subnormal, clamps to the
+    largest value both hold (65280: f16's 65504 is not a bf16 value)."""
     t = t.to(torch.bfloat16).to(torch.float32)
     t = torch.where(t.abs() < 2.0 ** -14, torch.zeros_like(t), t)
-    return t.clamp(-65504, 65504)
+    return t.clamp(-65280, 65280)
 
 
 def randomise(model, seed):
@@ -222,31 +235,177 @@ def save(sd, path, dtype, meta=None):
             f.write(b)
 
 
-# ---- verification through diffusers' own single-file loader ---------------------
+# ---- verification: diffusers' and transformers' own loaders ----------------------
 
-def verify_single_file(path, folder, te, unet, vae, tok):
-    """UNet and VAE through StableDiffusionPipeline.from_single_file; the text
-    encoder through diffusers' converter directly (its single-file loader
-    refuses a text model this small)."""
-    from diffusers import StableDiffusionPipeline
-    from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint
-    from safetensors.torch import load_file
-    pipe = StableDiffusionPipeline.from_single_file(
-        path, config=folder, local_files_only=True, safety_checker=None,
-        requires_safety_checker=False, torch_dtype=torch.float32, text_encoder=te, tokenizer=tok)
-    # transformers 5 names the text model's tensors without "text_model."
-    text = {k.removeprefix("text_model."): v
-            for k, v in convert_ldm_clip_checkpoint(load_file(path)).items()}
-    for part, ref in (("unet", unet), ("vae", vae), ("text_encoder", te)):
-        got = text if part == "text_encoder" else getattr(pipe, part).state_dict()
-        want = ref.state_dict()
-        for k, v in want.items():
-            if k.endswith("position_ids"):
-                continue
-            g = got[k].float().reshape(v.shape)
-            if not torch.equal(g, v.float()):
-                raise SystemExit(f"{path}: {part}.{k} differs after diffusers' single-file load")
-    print(f"  verified {os.path.basename(path)} with diffusers' single-file loader")
+def read_header(path):
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(n))
+
+
+def config_folder(d, meta):
+    """A diffusers folder holding only the configs from a file's metadata."""
+    for sub, key in (("unet", "sdcl.unet_config"), ("vae", "sdcl.vae_config"),
+                     ("text_encoder", "sdcl.text_encoder_config")):
+        if key in meta:
+            os.makedirs(os.path.join(d, sub))
+            with open(os.path.join(d, sub, "config.json"), "w") as f:
+                f.write(meta[key])
+    if "sdcl.scheduler_config" in meta:
+        os.makedirs(os.path.join(d, "scheduler"))
+        with open(os.path.join(d, "scheduler", "scheduler_config.json"), "w") as f:
+            f.write(meta["sdcl.scheduler_config"])
+    with open(os.path.join(d, "model_index.json"), "w") as f:
+        json.dump(MODEL_INDEX, f)
+
+
+def assert_same(loaded, original, what):
+    got = {k: v for k, v in loaded.state_dict().items() if not k.endswith("position_ids")}
+    want = {k: v for k, v in original.state_dict().items() if not k.endswith("position_ids")}
+    if set(got) != set(want):
+        raise SystemExit(f"{what}: parameter names differ: {sorted(set(got) ^ set(want))[:5]}")
+    for k, v in want.items():
+        if got[k].shape != v.shape or not torch.equal(got[k].float(), v.float()):
+            raise SystemExit(f"{what}: {k} differs from the original")
+    return len(want)
+
+
+def load_back(te, unet, unet9, vae, vae2):
+    """Every file through the loaders of diffusers and transformers (the
+    single files with their own metadata as the config), compared tensor by
+    tensor with the models that made them. Returns the loaded models."""
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+    folder = os.path.join(OUT, "tiny-sd")
+    loaded = {}
+    for sub, cls, want in (("unet", UNet2DConditionModel, unet), ("vae", AutoencoderKL, vae),
+                           ("text_encoder", CLIPTextModel, te)):
+        m = cls.from_pretrained(folder, subfolder=sub, local_files_only=True)
+        n = assert_same(m, want, f"tiny-sd/{sub}")
+        print(f"  tiny-sd/{sub}: {n} tensors, from_pretrained gives the originals")
+    for name, u in (("tiny-sd.safetensors", unet), ("tiny-sd-inpaint.safetensors", unet9)):
+        path = os.path.join(OUT, name)
+        with tempfile.TemporaryDirectory() as d:
+            config_folder(d, read_header(path)["__metadata__"])
+            pipe = StableDiffusionPipeline.from_single_file(
+                path, config=d, local_files_only=True, safety_checker=None, tokenizer=None,
+                requires_safety_checker=False, torch_dtype=torch.float32)
+        n = sum(assert_same(getattr(pipe, part), want, f"{name} {part}")
+                for part, want in (("unet", u), ("vae", vae), ("text_encoder", te)))
+        print(f"  {name}: {n} tensors, StableDiffusionPipeline.from_single_file gives the originals")
+        loaded[name] = pipe
+    path = os.path.join(OUT, "tiny-vae.safetensors")
+    with tempfile.TemporaryDirectory() as d:
+        config_folder(d, read_header(path)["__metadata__"])
+        v2 = AutoencoderKL.from_single_file(path, config=d, subfolder="vae", local_files_only=True,
+                                            torch_dtype=torch.float32)
+    n = assert_same(v2, vae2, "tiny-vae.safetensors")
+    print(f"  tiny-vae.safetensors: {n} tensors, AutoencoderKL.from_single_file gives the originals")
+    p, p9 = loaded["tiny-sd.safetensors"], loaded["tiny-sd-inpaint.safetensors"]
+    return p.text_encoder, p.unet, p9.unet, p.vae, v2
+
+
+def rel_err(a, ref):
+    return ((a.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+
+
+def check_references(ref, models):
+    """The references again, from the loaded models, in float64 (must match
+    exactly) and float32 (the error a float32 engine can expect at least)."""
+    print(f"  {'reference':17s} {'shape':17s} {'rms':>7s}  reloaded  {'f32 err':>8s}")
+    worst = 0.0
+    for dtype in (torch.float64, torch.float32):
+        for m in models:
+            m.to(dtype)
+        out = run_models(ref, *models, dtype)
+        for k, v in out.items():
+            if dtype == torch.float64:
+                if not torch.equal(f32(v), ref[k]):
+                    raise SystemExit(f"{k}: the reloaded models give {rel_err(v, ref[k]):.1e} off")
+            else:
+                e = rel_err(v, ref[k])
+                worst = max(worst, e)
+                rms = ref[k].double().square().mean().sqrt().item()
+                print(f"  {k:17s} {str(list(v.shape)):17s} {rms:7.4f}  equal     {e:8.1e}")
+    for m in models:
+        m.float()
+    print(f"  float32 vs float64, worst max|err|/max|ref|: {worst:.1e}")
+    if worst > F32_SANITY:
+        raise SystemExit(f"float32 differs from float64 by {worst:.1e}: references too ill-conditioned")
+
+
+# A key bias adds the same q.b_k to every score of a row, which softmax
+# ignores: no output of any attention can show it.
+KEY_BIASES = ("k_proj.bias", "to_k.bias")
+
+
+def kind(name):
+    """What a parameter is, without its block numbers: resnets.conv1.bias."""
+    name = re.sub(r"\d+", "N", name)
+    cut = max(name.rfind("resnets.N."), name.rfind("attentions.N."))
+    return name[cut:].replace(".N.", ".", 1) if cut >= 0 else name
+
+
+def check_every_parameter_matters(ref, te, unet, unet9, vae, vae2):
+    """The gradient of a random projection of the outputs must reach every
+    parameter tensor, well above rounding noise, and the UNet output must
+    depend on the timestep.
+
+    The exceptions are exact. Key biases (see KEY_BIASES). And with 32
+    groups on 32 channels a group norm has one channel per group, so it
+    removes any per-channel constant: a bias or time embedding whose only
+    way to the output is through such norms cannot show (real SD has 10 to
+    40 channels per group). Those must be biases or time projections, and
+    the same kind of parameter (block numbers aside) must reach the output
+    in a 64-channel part of the model family, so the names are still
+    checked through it."""
+    def d(k):
+        return ref[k].double()
+
+    def unet_out(m, key, t=None):
+        return m(d(key + ".sample"), d(key + ".timesteps") if t is None else t,
+                 encoder_hidden_states=d(key + ".context")).sample
+
+    def vae_out(m):
+        dist = m.encode(d("vae.image")).latent_dist
+        return torch.cat([dist.mean.flatten(), dist.logvar.flatten(), m.decode(d("vae.latent")).sample.flatten()])
+
+    def text_out(m):
+        return torch.cat([m(ref["te.ids"].long()).last_hidden_state,
+                          m(ref["te.ids_long"].long()).last_hidden_state])
+
+    families = [[("text encoder", te, text_out)],
+                [("UNet", unet, lambda m: unet_out(m, "unet")),
+                 ("inpainting UNet", unet9, lambda m: unet_out(m, "inpaint"))],
+                [("VAE", vae, vae_out), ("replacement VAE", vae2, vae_out)]]
+    g = torch.Generator().manual_seed(0)
+    for family in families:
+        dead, alive = {}, set()
+        for what, m, fn in family:
+            m.double().zero_grad(set_to_none=True)
+            y = fn(m)
+            (y * torch.randn(y.shape, generator=g, dtype=torch.float64)).sum().backward()
+            size = {n: (p.grad.norm().item() if p.grad is not None else 0.0) for n, p in m.named_parameters()}
+            m.zero_grad(set_to_none=True)
+            m.float()
+            top = max(size.values())
+            dead[what] = [n for n, s in size.items() if not s > 1e-6 * top and not n.endswith(KEY_BIASES)]
+            alive |= {kind(n) for n, s in size.items() if s > 1e-6 * top}
+            keys = sum(n.endswith(KEY_BIASES) for n in size)
+            print(f"  {what}: {len(size) - len(dead[what]) - keys} of {len(size)} parameter tensors reach "
+                  f"the output; {keys} key biases; {len(dead[what])} biases behind one-channel group norms")
+        for what, names in dead.items():
+            bad = [n for n in names if not (n.endswith(".bias") or "time_emb_proj" in n) or kind(n) not in alive]
+            if bad:
+                raise SystemExit(f"{what}: these parameters do not reach any output: {bad}")
+    with torch.no_grad():
+        unet.double()
+        a = unet_out(unet, "unet")
+        b = unet_out(unet, "unet", d("unet.timesteps") + 10)
+        unet.float()
+    print(f"  UNet: timesteps + 10 change the output by {rel_err(b, a):.1e} of its max")
+    if rel_err(b, a) < 1e-3:
+        raise SystemExit("the UNet output hardly depends on the timestep")
 
 
 # ---- reference outputs --------------------------------------------------------------
@@ -255,56 +414,82 @@ def f32(t):
     return t.detach().to(torch.float32).contiguous()
 
 
-def references(te, unet, unet9, vae, vae2, tok):
+def inputs(tok):
+    """The reference inputs, all float32 (ids too), from one seeded generator."""
     g = torch.Generator().manual_seed(1234)
     ref = {}
-    te64, unet64, unet964, vae64, vae264 = (m.double() for m in (te, unet, unet9, vae, vae2))
+    ids = tok(PROMPTS, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    # the last 75 ordinary ids: the far end of the embedding table
+    ids_long = torch.tensor([[49406] + list(range(49406 - 75, 49406)) + [49407]])
+    ref["te.ids"], ref["te.ids_long"] = ids.float(), ids_long.float()
+
+    def unet_case(key, shape, timesteps, ctx_len):
+        ref[key + ".sample"] = torch.randn(shape, generator=g)
+        ref[key + ".timesteps"] = torch.tensor(timesteps, dtype=torch.float32)
+        ref[key + ".context"] = torch.randn((shape[0], ctx_len, TEXT["hidden_size"]), generator=g)
+
+    unet_case("unet", (2, 4, 8, 8), [981, 1], 77)
+    unet_case("unet2", (1, 4, 8, 12), [500], 154)        # H, W must be multiples of 4
+    unet_case("inpaint", (1, 9, 8, 8), [700], 77)
+
+    # a smooth image: low-resolution noise upsampled, plus a little noise
+    low = torch.rand((1, 3, 8, 6), generator=g) * 2 - 1
+    image = torch.nn.functional.interpolate(low, size=(64, 48), mode="bilinear", align_corners=False)
+    image = (image + 0.05 * torch.randn(image.shape, generator=g)).clamp(-1, 1)
+    latent = torch.randn((1, 4, 8, 6), generator=g)
+    ref["vae.big_latent"] = torch.randn((1, 4, 24, 32), generator=g)
+    for key in ("vae", "vae2"):
+        ref[key + ".image"], ref[key + ".latent"] = image, latent
+    return ref
+
+
+def run_models(ref, te, unet, unet9, vae, vae2, dtype):
+    """Every output, in `dtype`, from the inputs in `ref`."""
+    out = {}
     with torch.no_grad():
-        prompts = ["a photograph of an astronaut riding a horse", ""]
-        ids = tok(prompts, padding="max_length", max_length=77, truncation=True,
-                  return_tensors="pt").input_ids
-        ids_long = torch.tensor([[49406] + list(range(49000, 49000 + 75)) + [49407]])
-        ref["te.ids"] = ids.float()
-        ref["te.ids_long"] = ids_long.float()
-        out = te64(ids, output_hidden_states=True)
-        ref["te.hidden"] = f32(out.last_hidden_state)
-        final_ln = te64.text_model.final_layer_norm if hasattr(te64, "text_model") else te64.final_layer_norm
-        ref["te.hidden_skip2"] = f32(final_ln(out.hidden_states[-2]))
-        ref["te.hidden_long"] = f32(te64(ids_long).last_hidden_state)
+        o = te(ref["te.ids"].long(), output_hidden_states=True)
+        final_ln = te.text_model.final_layer_norm if hasattr(te, "text_model") else te.final_layer_norm
+        out["te.hidden"] = o.last_hidden_state
+        out["te.hidden_skip2"] = final_ln(o.hidden_states[-2])
+        out["te.hidden_long"] = te(ref["te.ids_long"].long()).last_hidden_state
+        for key, m in (("unet", unet), ("unet2", unet), ("inpaint", unet9)):
+            out[key + ".out"] = m(ref[key + ".sample"].to(dtype), ref[key + ".timesteps"].to(dtype),
+                                  encoder_hidden_states=ref[key + ".context"].to(dtype)).sample
+        for key, m in (("vae", vae), ("vae2", vae2)):
+            dist = m.encode(ref[key + ".image"].to(dtype)).latent_dist
+            out[key + ".mean"], out[key + ".logvar"] = dist.mean, dist.logvar
+            out[key + ".decoded"] = m.decode(ref[key + ".latent"].to(dtype)).sample
+        out["vae.big_decoded"] = vae.decode(ref["vae.big_latent"].to(dtype)).sample
+    return out
 
-        def unet_case(key, model, shape, timesteps, ctx_len):
-            x = torch.randn(shape, generator=g)
-            ctx = torch.randn((shape[0], ctx_len, TEXT["hidden_size"]), generator=g)
-            t = torch.tensor(timesteps, dtype=torch.float64)
-            y = model(x.double(), t, encoder_hidden_states=ctx.double()).sample
-            ref[key + ".sample"], ref[key + ".context"] = x, ctx
-            ref[key + ".timesteps"], ref[key + ".out"] = t.float(), f32(y)
 
-        unet_case("unet", unet64, (2, 4, 8, 8), [981, 1], 77)
-        unet_case("unet2", unet64, (1, 4, 8, 12), [500], 154)
-        unet_case("inpaint", unet964, (1, 9, 8, 8), [700], 77)
-
-        # a smooth image: low-resolution noise upsampled, plus a little noise
-        low = torch.rand((1, 3, 8, 6), generator=g) * 2 - 1
-        image = torch.nn.functional.interpolate(low, size=(64, 48), mode="bilinear", align_corners=False)
-        image = (image + 0.05 * torch.randn(image.shape, generator=g)).clamp(-1, 1)
-        latent = torch.randn((1, 4, 8, 6), generator=g)
-        big = torch.randn((1, 4, 24, 32), generator=g)
-        for key, model in (("vae", vae64), ("vae2", vae264)):
-            dist = model.encode(image.double()).latent_dist
-            ref[key + ".image"] = image
-            ref[key + ".mean"], ref[key + ".logvar"] = f32(dist.mean), f32(dist.logvar)
-            ref[key + ".latent"] = latent
-            ref[key + ".decoded"] = f32(model.decode(latent.double()).sample)
-        ref["vae.big_latent"] = big
-        ref["vae.big_decoded"] = f32(vae64.decode(big.double()).sample)
-    for m in (te, unet, unet9, vae, vae2):
+def references(models, tok):
+    ref = inputs(tok)
+    for m in models:
+        m.double()
+    ref.update(run_models(ref, *models, torch.float64))
+    for m in models:
         m.float()
     return {k: f32(v) for k, v in ref.items()}
 
 
+# ---- main ------------------------------------------------------------------------------
+
+MODEL_INDEX = {"_class_name": "StableDiffusionPipeline",
+               "feature_extractor": [None, None], "safety_checker": [None, None],
+               "requires_safety_checker": False,
+               "scheduler": ["diffusers", "PNDMScheduler"],
+               "text_encoder": ["transformers", "CLIPTextModel"],
+               "tokenizer": [None, None],
+               "unet": ["diffusers", "UNet2DConditionModel"],
+               "vae": ["diffusers", "AutoencoderKL"]}
+
+
 def main():
     from diffusers import AutoencoderKL
+    global OUT
+    if len(sys.argv) > 1:
+        OUT = sys.argv[1]
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
     work = tempfile.mkdtemp()
@@ -313,6 +498,7 @@ def main():
     te, unet, vae = build(100)
     _, unet9, _ = build(100, in_channels=9)
     vae2 = randomise(AutoencoderKL(**VAE2).eval(), 200)
+    models = (te, unet, unet9, vae, vae2)
 
     # diffusers folder, f16
     folder = os.path.join(OUT, "tiny-sd")
@@ -325,15 +511,8 @@ def main():
     with open(os.path.join(folder, "scheduler", "scheduler_config.json"), "w") as f:
         json.dump(SCHEDULER, f, indent=2)
     with open(os.path.join(folder, "model_index.json"), "w") as f:
-        json.dump({"_class_name": "StableDiffusionPipeline",
-                   "feature_extractor": [None, None], "safety_checker": [None, None],
-                   "requires_safety_checker": False,
-                   "scheduler": ["diffusers", "PNDMScheduler"],
-                   "text_encoder": ["transformers", "CLIPTextModel"],
-                   "unet": ["diffusers", "UNet2DConditionModel"],
-                   "vae": ["diffusers", "AutoencoderKL"]}, f, indent=2)
-    # save_pretrained writes no stable order/metadata issues, but drop anything
-    # that is not weights or config
+        json.dump(MODEL_INDEX, f, indent=2)
+    # keep weights and configs only
     for part in ("unet", "vae", "text_encoder"):
         for fn in os.listdir(os.path.join(folder, part)):
             if fn.endswith((".md", ".txt")) or fn == "generation_config.json":
@@ -341,20 +520,19 @@ def main():
 
     # single files in the original layout
     sd = single_file(te, unet, vae)
-    path = os.path.join(OUT, "tiny-sd.safetensors")
-    save(sd, path, torch.float16, metadata(te, unet, vae, "sd1"))
-    verify_single_file(path, folder, te, unet, vae, tok)
-
+    save(sd, os.path.join(OUT, "tiny-sd.safetensors"), torch.float16, metadata(te, unet, vae, "sd1"))
     sd9 = single_file(te, unet9, vae)
     save(sd9, os.path.join(OUT, "tiny-sd-inpaint.safetensors"), torch.bfloat16,
          metadata(te, unet9, vae, "sd1-inpaint"))
-
     vae_sd = to_original(vae2.state_dict(), vae_prefixes(vae2.config), "")
     save(vae_sd, os.path.join(OUT, "tiny-vae.safetensors"), torch.float32,
          {"sdcl.vae_config": config_json(vae2.config)})
 
     # foreign files (the missing-tensor and wrong-shape files are made by the C
-    # test itself from tiny-sd.safetensors)
+    # test itself from tiny-sd.safetensors). SDXL's own big tensors (token
+    # embeddings [49408, 768] and [49408, 1280], label_emb.0.0.weight
+    # [1280, 2816]) would take 209 MB in f16: these are small SDXL tensors
+    # with their real names and shapes.
     save({"conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight":
               torch.zeros(77, 768),
           "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
@@ -362,36 +540,50 @@ def main():
          os.path.join(OUT, "fake-sdxl.safetensors"), torch.float16)
     torch.save({"state_dict": {"w": torch.zeros(2)}}, os.path.join(OUT, "not-a-model.ckpt"))
 
-    ref = references(te, unet, unet9, vae, vae2, tok)
+    ref = references(models, tok)
     save(ref, os.path.join(OUT, "tiny-sd-ref.safetensors"), torch.float32)
 
     with open(os.path.join(OUT, "README.md"), "w") as f:
         f.write(README)
     shutil.rmtree(work)
-    total = sum(os.path.getsize(os.path.join(d, fn)) for d, _, fs in os.walk(OUT) for fn in fs)
-    print(f"wrote {OUT}: {total / 1e6:.1f} MB")
+
+    print("checks:")
+    loaded = load_back(*models)
+    check_references(ref, loaded)
+    check_every_parameter_matters(ref, *loaded)
+    total = 0
+    for d, _, fs in sorted(os.walk(OUT)):
+        for fn in sorted(fs):
+            size = os.path.getsize(os.path.join(d, fn))
+            total += size
+            print(f"  {os.path.relpath(os.path.join(d, fn), OUT):48s} {size:10,d}")
+    print(f"wrote {OUT}: {total:,} bytes")
 
 
 README = """# Tiny model fixtures
 
 Made by `tests/reference/make_model_fixtures.py` (diffusers/transformers,
-random weights exact in f16, bf16 and f32; references in float64).
+random weights exact in f16, bf16 and f32; references in float64). See
+`tests/reference/README.md` for how, and for what the tests can expect.
 
 | file | what |
 | --- | --- |
-| `tiny-sd/` | diffusers folder (unet, vae, text_encoder in f16; scheduler) |
+| `tiny-sd/` | diffusers folder (unet, vae, text_encoder in f16 as `save_pretrained` writes them; scheduler; no tokenizer) |
 | `tiny-sd.safetensors` | the same model, one file in the original SD layout, f16, architecture in `__metadata__` |
-| `tiny-sd-inpaint.safetensors` | 9-channel UNet variant, original layout, bf16 |
-| `tiny-vae.safetensors` | a different VAE alone (`encoder.*`, `decoder.*`), f32: the replacement-VAE test |
-| `fake-sdxl.safetensors` | three SDXL-shaped tensors (an SDXL text embedder and label embedding) |
+| `tiny-sd-inpaint.safetensors` | 9-channel UNet (other weights than tiny-sd's UNet), same text encoder and VAE, original layout, bf16 |
+| `tiny-vae.safetensors` | a different VAE alone (`encoder.*`, `decoder.*`, `quant_conv.*`, `post_quant_conv.*`), f32: the replacement-VAE test |
+| `fake-sdxl.safetensors` | three small SDXL tensors with their real names and shapes (no SD 2.x file: its smallest telling tensor is 100 MB) |
 | `not-a-model.ckpt` | a PyTorch zip pickle |
-| `tiny-sd-ref.safetensors` | inputs and outputs: `te.*` (ids, hidden states, clip skip 2), `unet.*`, `unet2.*` (8x12 latent, two text chunks), `inpaint.*`, `vae.*` and `vae2.*` (encode mean/logvar, decode), `vae.big_*` (24x32 latent for tiling) |
+| `tiny-sd-ref.safetensors` | inputs and outputs: `te.*` (ids, hidden states, clip skip 2, high ids), `unet.*`, `unet2.*` (8x12 latent, two text chunks), `inpaint.*`, `vae.*` and `vae2.*` (encode mean/logvar, decode), `vae.big_*` (24x32 latent for tiling) |
+
+The files with a missing tensor and a wrongly shaped one are made by
+`tests/test-models.c` from `tiny-sd.safetensors`.
 
 Architecture: text encoder 8 wide, 3 layers, 2 heads, the real 49,408-token
-vocabulary; UNet 32/32/32 channels, 2 resnets per level, cross-attention on
-the first two levels, 8 heads; VAE 32/32/32/32 channels, 1 resnet per level
-(latents 1/8 of the image), scaling factor 0.18215; the replacement VAE
-32/32/32/64.
+vocabulary; UNet 32/32/64 channels, 2 resnets per level, cross-attention on
+the first two levels, 8 heads, 32 groups; VAE 32/32/32/32 channels, 1
+resnet per level (latents 1/8 of the image), scaling factor 0.18215; the
+replacement VAE 64/32/32/32.
 """
 
 if __name__ == "__main__":
