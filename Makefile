@@ -3,8 +3,9 @@
 # inside the cached Debian 13 root that tools/sdcl-root creates.
 #
 #   make              build (build/)
-#   make test         every test suite; make test SUITE=engine for one
-#   make test-asan    the engine suite under AddressSanitizer + UBSan (build-asan/)
+#   make test         every test suite but `fullsize`; make test SUITE=engine for one
+#                     (SUITE=fullsize: SD 1.5-sized random weights against diffusers)
+#   make test-asan    the engine and models suites under AddressSanitizer + UBSan (build-asan/)
 #   make demo         an engine demo that writes a PNG you can look at
 #   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm
 #   make clean
@@ -27,7 +28,7 @@ setup:
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) $(MESON_OPTS)
 
 test: all
-	meson test -C $(BUILD) --print-errorlogs $(if $(SUITE),--suite $(SUITE)) ; \
+	meson test -C $(BUILD) --print-errorlogs $(if $(SUITE),--suite $(SUITE),--no-suite fullsize) ; \
 	  status=$$?; tools/test-summary $(BUILD); exit $$status
 
 test-asan:
@@ -37,7 +38,7 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  meson test -C $(ASAN_BUILD) --print-errorlogs --suite engine --timeout-multiplier 3 ; \
+	  meson test -C $(ASAN_BUILD) --print-errorlogs --suite engine --suite models --timeout-multiplier 3 ; \
 	  status=$$?; tools/test-summary $(ASAN_BUILD); exit $$status
 
 demo: all
