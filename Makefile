@@ -7,7 +7,8 @@
 #                     (SUITE=fullsize: SD 1.5-sized random weights against diffusers)
 #   make test-asan    the engine and models suites under AddressSanitizer + UBSan (build-asan/)
 #   make demo         an engine demo that writes a PNG you can look at
-#   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm
+#   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm; full-size
+#                     text encoder, UNet and VAE on random SD 1.5 weights (made once)
 #   make clean
 
 BUILD      ?= build
@@ -46,6 +47,7 @@ demo: all
 
 bench: all
 	./$(BUILD)/tests/bench-ops
+	./$(BUILD)/tests/bench-models $(BUILD)/sd15-random.safetensors
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

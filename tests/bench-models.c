@@ -65,7 +65,7 @@ main (int argc, char **argv)
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     {
       g_print ("writing random SD 1.5-shaped weights to %s ...\n", path);
-      CHECK (sdcl_test_write_random_model ("models/configs/sd15", path, &error));
+      CHECK (sdcl_test_write_random_model (SDCL_SOURCE_DIR "/models/configs/sd15", path, &error));
     }
   engine = sdcl_engine_new (NULL, &error);
   CHECK (engine);

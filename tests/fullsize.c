@@ -85,7 +85,7 @@ sdcl_test_write_random_model (const gchar *config_dir, const gchar *path, GError
       gfloat scale = 0.1f, offset = 0.0f;
       if (r->n_dims >= 2)
         scale = 1.0f / sqrtf ((gfloat) fan_in);
-      else if (strstr (name, "norm") && g_str_has_suffix (name, ".weight"))
+      else if (strstr (r->name, "norm") && g_str_has_suffix (r->name, ".weight"))
         offset = 1.0f;
       g_autofree gfloat *v = sdcl_test_seeded (sdcl_test_name_seed (name), n, scale, offset);
       guint16 *h = g_new (guint16, n);

@@ -13,7 +13,8 @@
  * tests/reference/README.md with a per-tensor seed from its name:
  *   seed(name) = h(...h(h(0x5d5c1) ^ b0) ^ b1 ... ^ bn)  over the name's bytes
  *   weights (2+ dims): scale 1/sqrt(fan_in), offset 0
- *   1-dim tensors named *norm*.weight: scale 0.1, offset 1; other 1-dim: scale 0.1
+ *   1-dim tensors whose engine (diffusers) name is *norm*.weight: scale 0.1,
+ *   offset 1 (the resnets' in_layers.0 are norm1); other 1-dim: scale 0.1
  * Like real SD 1.x files it has no architecture metadata; linear layers
  * that SD 1.x stores as 1x1 convolutions are stored so. */
 gboolean sdcl_test_write_random_model (const gchar *config_dir, const gchar *path, GError **error);
