@@ -638,6 +638,34 @@ test_refuse_sdxl (void)
                   "SDXL");
 }
 
+/* SD 2.x checkpoints are told apart by their OpenCLIP text encoder: a
+ * file with just one of its tensors (a real one is 100 MB) */
+static void
+test_refuse_sd2 (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SdclSafetensorsWriter) w = sdcl_safetensors_writer_new ();
+  const gint64 emb[2] = { 16, 1024 }, conv[4] = { 320, 4, 3, 3 };
+  g_autofree guint16 *zeros = g_new0 (guint16, 16 * 1024);
+  sdcl_safetensors_writer_add (w, "cond_stage_model.model.token_embedding.weight", SDCL_ST_F16, 2,
+                               emb, zeros, 16 * 1024 * 2, &error);
+  g_assert_no_error (error);
+  sdcl_safetensors_writer_add (w, "model.diffusion_model.input_blocks.0.0.weight", SDCL_ST_F16, 4,
+                               conv, zeros, 320 * 4 * 9 * 2, &error);
+  g_assert_no_error (error);
+  g_autofree gchar *dir = g_dir_make_tmp ("sdcl-models-XXXXXX", &error);
+  g_autofree gchar *path = g_build_filename (dir, "sd2.safetensors", NULL);
+  sdcl_safetensors_writer_save (w, path, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclModelInfo) info = sdcl_model_inspect (path, NULL, &error);
+  g_assert_null (info);
+  g_assert_error (error, SDCL_MODEL_ERROR, SDCL_MODEL_ERROR_UNSUPPORTED);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "SD 2.x"));
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 static void
 test_refuse_vae_as_model (void)
 {
@@ -678,6 +706,7 @@ main (int argc, char **argv)
   g_test_add_func ("/models/refuse/missing-tensor", test_refuse_missing);
   g_test_add_func ("/models/refuse/wrong-shape", test_refuse_bad_shape);
   g_test_add_func ("/models/refuse/sdxl", test_refuse_sdxl);
+  g_test_add_func ("/models/refuse/sd2", test_refuse_sd2);
   g_test_add_func ("/models/refuse/vae-as-model", test_refuse_vae_as_model);
   g_test_add_func ("/models/refuse/absent", test_refuse_absent);
   const int rc = g_test_run ();
