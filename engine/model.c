@@ -587,11 +587,13 @@ inspect_source (const gchar *path, const gchar *vae_path, Source *src, GError **
   info->unet_in_channels = src->unet.in_channels;
   info->text_width = src->clip.width;
   info->text_layers = src->clip.layers;
-  /* the widest moments of a run at native size: the UNet at batch 2 (CFG)
-   * and the VAE decoder at full resolution, a handful of tensors alive */
+  /* the widest moments of a run at native size: the UNet at batch 2 (CFG,
+   * skip connections, weights widened per call) and the VAE decoder at
+   * full resolution; factors from the device peaks bench-models measures
+   * for SD 1.5 (UNet 808 MiB, VAE 2.4 GiB above the weights) */
   const guint64 s = info->native_size, l = s / info->latent_factor;
-  const guint64 unet_work = 2 * (guint64) src->unet.channels[0] * l * l * 4 * 10;
-  const guint64 vae_work = (guint64) src->vae.channels[0] * s * s * 4 * 6;
+  const guint64 unet_work = 2 * (guint64) src->unet.channels[0] * l * l * 4 * 80;
+  const guint64 vae_work = (guint64) src->vae.channels[0] * s * s * 4 * 19;
   info->work_bytes = MAX (unet_work, vae_work);
   return info;
 }
