@@ -27,24 +27,63 @@ multiply_from (GArray *res, guint start, gdouble m)
     g_array_index (res, SdclPromptSegment, i).weight *= m;
 }
 
+/* The reference's patterns are Python's, whose \s and \w differ from
+ * PCRE2's: Python's \s takes the separators U+001C-U+001F but not U+180E,
+ * its \w is letters, numbers and '_' (PCRE2's also takes combining marks
+ * and connector punctuation). So both are spelled out here. */
+#define PY_SPACE "[\\t\\n\\x0b\\f\\r\\x1c-\\x1f\\x{85}\\p{Z}]"
+#define PY_WORD  "[\\p{L}\\p{N}_]"
+
 /* Plain text, cut where BREAK stands as a word. */
 static void
-append_text (GArray *res, const gchar *text)
+append_text (GArray *res, const gchar *text, gssize len)
 {
   static GRegex *brk;
   static gsize once;
   if (g_once_init_enter (&once))
     {
-      brk = g_regex_new ("\\s*\\bBREAK\\b\\s*", G_REGEX_DOTALL, 0, NULL);
+      brk = g_regex_new (PY_SPACE "*(?<!" PY_WORD ")BREAK(?!" PY_WORD ")" PY_SPACE "*",
+                         G_REGEX_DOTALL | G_REGEX_OPTIMIZE, 0, NULL);
       g_once_init_leave (&once, 1);
     }
-  g_auto (GStrv) parts = g_regex_split (brk, text, 0);
+  g_autofree gchar *copy = g_strndup (text, len);
+  g_auto (GStrv) parts = g_regex_split (brk, copy, 0);
   for (guint i = 0; parts[i]; i++)
     {
       if (i > 0)
         append (res, "BREAK", -1, SDCL_PROMPT_BREAK);
       append (res, parts[i], -1, 1.0);
     }
+}
+
+/* The weight in "(text:1.3)" as Python's float() reads it — digits of any
+ * script, at most one point, at least one digit — or FALSE where float()
+ * would raise (":1.2.3)", ":.)"). */
+static gboolean
+parse_weight (const gchar *s, gdouble *weight)
+{
+  g_autoptr (GString) ascii = g_string_new (NULL);
+  guint digits = 0, points = 0;
+  for (const gchar *p = s; *p; p = g_utf8_next_char (p))
+    {
+      const gunichar c = g_utf8_get_char (p);
+      const gint v = g_unichar_digit_value (c);
+      if (v >= 0)
+        {
+          g_string_append_c (ascii, '0' + v);
+          digits++;
+        }
+      else if (c == '.' && ++points == 1)
+        g_string_append_c (ascii, '.');
+      else if ((c == '+' || c == '-') && p == s)
+        g_string_append_c (ascii, c);
+      else
+        return FALSE;
+    }
+  if (digits == 0)
+    return FALSE;
+  *weight = g_ascii_strtod (ascii->str, NULL);
+  return TRUE;
 }
 
 GArray *
@@ -55,45 +94,64 @@ sdcl_prompt_parse (const gchar *prompt)
   if (g_once_init_enter (&once))
     {
       re = g_regex_new ("\\\\\\(|\\\\\\)|\\\\\\[|\\\\]|\\\\\\\\|\\\\|\\(|\\[|"
-                        ":\\s*([+-]?[.\\d]+)\\s*\\)|\\)|]|[^\\\\()\\[\\]:]+|:", 0, 0, NULL);
+                        ":" PY_SPACE "*([+-]?[.\\d]+)" PY_SPACE "*\\)|\\)|]|[^\\\\()\\[\\]:]+|:",
+                        G_REGEX_OPTIMIZE, 0, NULL);
       g_once_init_leave (&once, 1);
     }
   GArray *res = g_array_new (FALSE, FALSE, sizeof (SdclPromptSegment));
   g_array_set_clear_func (res, clear_segment);
   g_autoptr (GArray) round = g_array_new (FALSE, FALSE, sizeof (guint));
   g_autoptr (GArray) square = g_array_new (FALSE, FALSE, sizeof (guint));
-  g_autoptr (GMatchInfo) m = NULL;
-  g_regex_match (re, prompt, 0, &m);
-  while (g_match_info_matches (m))
+  /* every character matches one alternative, so the matches tile the
+   * prompt; one after another from `pos` */
+  const gsize len = strlen (prompt);
+  gsize pos = 0;
+  while (pos < len)
     {
-      g_autofree gchar *text = g_match_info_fetch (m, 0);
-      g_autofree gchar *weight = g_match_info_fetch (m, 1);
+      g_autoptr (GMatchInfo) m = NULL;
+      if (!g_regex_match_full (re, prompt, len, pos, 0, &m, NULL))
+        break;
+      gint start, end;
+      g_match_info_fetch_pos (m, 0, &start, &end);
+      const gchar *text = prompt + start;
+      const gsize n = end - start;
+      g_autofree gchar *weight_text = g_match_info_fetch (m, 1);
+      gdouble weight = 0;
       const guint here = res->len;
+      pos = end;
       if (text[0] == '\\')
-        append (res, text + 1, -1, 1.0);
-      else if (g_str_equal (text, "("))
+        append (res, text + 1, n - 1, 1.0);
+      else if (n == 1 && text[0] == '(')
         g_array_append_val (round, here);
-      else if (g_str_equal (text, "["))
+      else if (n == 1 && text[0] == '[')
         g_array_append_val (square, here);
-      else if (weight && *weight && round->len)
+      else if (weight_text && *weight_text && round->len)
         {
-          multiply_from (res, g_array_index (round, guint, round->len - 1),
-                         g_ascii_strtod (weight, NULL));
-          g_array_set_size (round, round->len - 1);
+          if (parse_weight (weight_text, &weight))
+            {
+              multiply_from (res, g_array_index (round, guint, round->len - 1), weight);
+              g_array_set_size (round, round->len - 1);
+            }
+          else
+            {
+              /* the reference stops with a ValueError; read the colon
+               * as text and go on after it, as in "(a:bad)" */
+              append (res, ":", 1, 1.0);
+              pos = start + 1;
+            }
         }
-      else if (g_str_equal (text, ")") && round->len)
+      else if (n == 1 && text[0] == ')' && round->len)
         {
           multiply_from (res, g_array_index (round, guint, round->len - 1), 1.1);
           g_array_set_size (round, round->len - 1);
         }
-      else if (g_str_equal (text, "]") && square->len)
+      else if (n == 1 && text[0] == ']' && square->len)
         {
           multiply_from (res, g_array_index (square, guint, square->len - 1), 1 / 1.1);
           g_array_set_size (square, square->len - 1);
         }
       else
-        append_text (res, text);
-      g_match_info_next (m, NULL);
+        append_text (res, text, n);
     }
   /* brackets left open apply to the rest */
   for (guint i = 0; i < round->len; i++)

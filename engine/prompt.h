@@ -21,7 +21,9 @@ typedef struct
 } SdclPromptSegment;
 
 /* Text segments with their weights, neighbours of equal weight merged. An
- * empty prompt gives one empty segment of weight 1. */
+ * empty prompt gives one empty segment of weight 1. Where A1111 fails on a
+ * weight Python's float() cannot read ("(a:1.2.3)"), the colon is read as
+ * text, as in "(a:bad)". */
 GArray *sdcl_prompt_parse (const gchar *prompt);
 
 typedef struct

@@ -23,15 +23,14 @@ extern const unsigned long sdcl_bpe_vocab_gz_size;
 
 struct _SdclTokenizer
 {
-  GHashTable *vocab;             /* symbol string -> id + 1 */
-  GPtrArray  *symbols;           /* id -> symbol string */
-  GHashTable *ranks;             /* "left right" -> rank + 1 */
-  gunichar    byte_char[256];    /* byte -> its symbol */
+  GPtrArray  *symbols;           /* id -> symbol string, VOCAB_SIZE of them */
+  GHashTable *merges;            /* left id * VOCAB_SIZE + right id -> (rank + 1) << 16 | merged id */
+  gint32      byte_id[256];      /* byte -> id of its symbol (+ 256 with "</w>") */
   gint16      char_byte[512];    /* symbol code point -> byte, -1 if none */
   GRegex     *white;             /* runs of white space */
   GRegex     *split;             /* CLIP's pre-tokenizer pattern */
   GMutex      lock;              /* guards cache */
-  GHashTable *cache;             /* symbol word -> GArray of ids */
+  GHashTable *cache;             /* word -> GArray of ids */
 };
 
 /* ---- building ------------------------------------------------------------------ */
@@ -55,9 +54,32 @@ inflate (GError **error)
 }
 
 static void
-add_symbol (SdclTokenizer *t, gchar *s)
+tokenizer_free (SdclTokenizer *t)
 {
-  g_hash_table_insert (t->vocab, s, GUINT_TO_POINTER (t->symbols->len + 1));
+  if (!t)
+    return;
+  g_clear_pointer (&t->symbols, g_ptr_array_unref);
+  g_clear_pointer (&t->merges, g_hash_table_unref);
+  g_clear_pointer (&t->white, g_regex_unref);
+  g_clear_pointer (&t->split, g_regex_unref);
+  g_clear_pointer (&t->cache, g_hash_table_unref);
+  g_mutex_clear (&t->lock);
+  g_free (t);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclTokenizer, tokenizer_free)
+
+static gpointer
+pair_key (gint32 left, gint32 right)
+{
+  return GUINT_TO_POINTER ((guint) left * VOCAB_SIZE + (guint) right);
+}
+
+/* Adds a symbol; the id of a string is its last appearance, as in the
+ * reference's vocab.json (the CLIP file has no duplicates). */
+static void
+add_symbol (SdclTokenizer *t, GHashTable *ids, gchar *s)
+{
+  g_hash_table_insert (ids, s, GINT_TO_POINTER (t->symbols->len));
   g_ptr_array_add (t->symbols, s);
 }
 
@@ -72,19 +94,31 @@ build (GError **error)
                    "the built-in CLIP vocabulary cannot be read: %s", local->message);
       return NULL;
     }
-  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
-  if (g_strv_length (lines) < N_MERGES + 1)
+  /* the lines, cut in place (not g_strsplit: under AddressSanitizer its
+   * strstr measures the rest of the text for every line, minutes in all) */
+  const gsize text_len = strlen (text);
+  g_autofree gchar **lines = g_new (gchar *, N_MERGES + 1);
+  guint n_lines = 0;
+  for (gchar *p = text, *end = text + text_len; p < end && n_lines < N_MERGES + 1;)
+    {
+      gchar *nl = memchr (p, '\n', end - p);
+      if (nl)
+        *nl = '\0';
+      lines[n_lines++] = p;
+      p = nl ? nl + 1 : end;
+    }
+  if (n_lines < N_MERGES + 1)
     {
       g_set_error (error, SDCL_PROMPT_ERROR, SDCL_PROMPT_ERROR_VOCABULARY,
                    "the built-in CLIP vocabulary has %u lines, fewer than its %d merges",
-                   g_strv_length (lines), N_MERGES);
+                   n_lines, N_MERGES);
       return NULL;
     }
 
-  SdclTokenizer *t = g_new0 (SdclTokenizer, 1);
-  t->vocab = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (SdclTokenizer) t = g_new0 (SdclTokenizer, 1);
+  g_autoptr (GHashTable) ids = g_hash_table_new (g_str_hash, g_str_equal);   /* string -> id */
   t->symbols = g_ptr_array_new_with_free_func (g_free);
-  t->ranks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  t->merges = g_hash_table_new (g_direct_hash, g_direct_equal);
   t->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                     (GDestroyNotify) g_array_unref);
   g_mutex_init (&t->lock);
@@ -92,6 +126,7 @@ build (GError **error)
   /* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for
    * themselves, the rest map to 256, 257, ... in byte order; the vocabulary
    * lists them in that order (printable first) */
+  gunichar byte_char[256];
   guint order[256], n_order = 0;
   gboolean printable[256] = { FALSE };
   for (guint b = '!'; b <= '~'; b++)
@@ -103,51 +138,76 @@ build (GError **error)
   for (guint b = 0; b < 256; b++)
     if (printable[b])
       {
+        t->byte_id[b] = n_order;
         order[n_order++] = b;
-        t->byte_char[b] = b;
+        byte_char[b] = b;
       }
   gunichar next = 256;
   for (guint b = 0; b < 256; b++)
     if (!printable[b])
       {
+        t->byte_id[b] = n_order;
         order[n_order++] = b;
-        t->byte_char[b] = next++;
+        byte_char[b] = next++;
       }
   memset (t->char_byte, 0xff, sizeof t->char_byte);
   for (guint b = 0; b < 256; b++)
-    t->char_byte[t->byte_char[b]] = b;
+    t->char_byte[byte_char[b]] = b;
 
   for (guint i = 0; i < 256; i++)
     {
       gchar u[8] = { 0 };
-      g_unichar_to_utf8 (t->byte_char[order[i]], u);
-      add_symbol (t, g_strdup (u));
+      g_unichar_to_utf8 (byte_char[order[i]], u);
+      add_symbol (t, ids, g_strdup (u));
     }
   for (guint i = 0; i < 256; i++)
-    add_symbol (t, g_strconcat (g_ptr_array_index (t->symbols, i), "</w>", NULL));
+    add_symbol (t, ids, g_strconcat (g_ptr_array_index (t->symbols, i), "</w>", NULL));
+  /* a merge line is "left right"; its symbol is the two joined */
   for (guint i = 0; i < N_MERGES; i++)
     {
-      const gchar *line = lines[1 + i];
-      const gchar *space = strchr (line, ' ');
-      if (!space || strchr (space + 1, ' '))
+      const gchar *line = lines[1 + i], *space = strchr (line, ' ');
+      if (!space || space == line || !space[1] || strchr (space + 1, ' '))
         {
           g_set_error (error, SDCL_PROMPT_ERROR, SDCL_PROMPT_ERROR_VOCABULARY,
                        "line %u of the built-in CLIP vocabulary is not a merge: %s", i + 2, line);
-          return NULL;   /* leaks t: the vocabulary is compiled in, this cannot happen twice */
+          return NULL;
         }
-      g_hash_table_insert (t->ranks, g_strdup (line), GUINT_TO_POINTER (i + 1));
       g_autofree gchar *left = g_strndup (line, space - line);
-      add_symbol (t, g_strconcat (left, space + 1, NULL));
+      add_symbol (t, ids, g_strconcat (left, space + 1, NULL));
     }
-  add_symbol (t, g_strdup ("<|startoftext|>"));
-  add_symbol (t, g_strdup ("<|endoftext|>"));
+  add_symbol (t, ids, g_strdup ("<|startoftext|>"));
+  add_symbol (t, ids, g_strdup ("<|endoftext|>"));
   g_assert (t->symbols->len == VOCAB_SIZE);
 
-  t->white = g_regex_new ("\\s+", G_REGEX_OPTIMIZE, 0, NULL);
+  /* the merges by symbol ids, once every id is known */
+  for (guint i = 0; i < N_MERGES; i++)
+    {
+      const gchar *line = lines[1 + i], *space = strchr (line, ' ');
+      g_autofree gchar *left = g_strndup (line, space - line);
+      gpointer l, r, m;
+      if (!g_hash_table_lookup_extended (ids, left, NULL, &l)
+          || !g_hash_table_lookup_extended (ids, space + 1, NULL, &r)
+          || !g_hash_table_lookup_extended (ids, t->symbols->pdata[512 + i], NULL, &m))
+        {
+          g_set_error (error, SDCL_PROMPT_ERROR, SDCL_PROMPT_ERROR_VOCABULARY,
+                       "line %u of the built-in CLIP vocabulary merges a symbol it does not have: %s",
+                       i + 2, line);
+          return NULL;
+        }
+      g_hash_table_insert (t->merges, pair_key (GPOINTER_TO_INT (l), GPOINTER_TO_INT (r)),
+                           GUINT_TO_POINTER ((i + 1) << 16 | GPOINTER_TO_UINT (m)));
+    }
+
+  /* white space is spelled out: PCRE2's \s also takes U+180E (Mongolian
+   * vowel separator, a format character since Unicode 6.3), the
+   * reference's Oniguruma does not */
+#define WHITE "\\t\\n\\x0b\\f\\r\\x{85}\\p{Z}"
+  t->white = g_regex_new ("[" WHITE "]+", G_REGEX_OPTIMIZE, 0, NULL);
   t->split = g_regex_new ("<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|"
-                          "[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+", G_REGEX_OPTIMIZE, 0, NULL);
+                          "[\\p{L}]+|[\\p{N}]|[^" WHITE "\\p{L}\\p{N}]+", G_REGEX_OPTIMIZE, 0, NULL);
+#undef WHITE
   g_assert (t->white && t->split);
-  return t;
+  return g_steal_pointer (&t);
 }
 
 SdclTokenizer *
@@ -155,6 +215,8 @@ sdcl_tokenizer_get (GError **error)
 {
   static SdclTokenizer *shared;
   static GMutex lock;
+  /* a mutex rather than g_once: a failure is reported to every caller,
+   * not only the first */
   g_mutex_lock (&lock);
   if (!shared)
     shared = build (error);
@@ -171,78 +233,72 @@ sdcl_tokenizer_vocab_size (SdclTokenizer *t)
 
 /* ---- BPE ------------------------------------------------------------------------ */
 
-/* Ids of one pre-tokenized word (raw UTF-8 bytes). */
+/* Ids of one pre-tokenized word (raw UTF-8 bytes): one symbol per byte,
+ * the last with the word-end marker, then the pair of lowest rank is
+ * merged wherever it occurs, left to right, until no pair has a rank
+ * (OpenAI's CLIP bpe(); tokenizers' BPE model gives the same). */
 static void
 bpe_word (SdclTokenizer *t, const gchar *word, gsize len, GArray *out)
 {
-  /* symbols: one per byte, the last with the word-end marker */
-  GPtrArray *sym = g_ptr_array_new_with_free_func (g_free);
+  g_autofree gint32 *sym = g_new (gint32, len);
+  gsize n = len;
   for (gsize i = 0; i < len; i++)
+    sym[i] = t->byte_id[(guint8) word[i]] + (i + 1 == len ? 256 : 0);
+  while (n > 1)
     {
-      gchar u[8] = { 0 };
-      g_unichar_to_utf8 (t->byte_char[(guint8) word[i]], u);
-      g_ptr_array_add (sym, i + 1 == len ? g_strconcat (u, "</w>", NULL) : g_strdup (u));
-    }
-  g_autoptr (GString) key = g_string_new (NULL);
-  for (;;)
-    {
-      guint best = 0;
-      gint at = -1;
-      for (guint i = 0; i + 1 < sym->len; i++)
+      guint best = G_MAXUINT;
+      gint32 left = 0, right = 0, merged = 0;
+      for (gsize i = 0; i + 1 < n; i++)
         {
-          g_string_printf (key, "%s %s", (gchar *) sym->pdata[i], (gchar *) sym->pdata[i + 1]);
-          const guint r = GPOINTER_TO_UINT (g_hash_table_lookup (t->ranks, key->str));
-          if (r && (at < 0 || r < best))
+          const guint v = GPOINTER_TO_UINT (g_hash_table_lookup (t->merges,
+                                                                 pair_key (sym[i], sym[i + 1])));
+          if (v && (v >> 16) < best)
             {
-              best = r;
-              at = i;
+              best = v >> 16;
+              left = sym[i];
+              right = sym[i + 1];
+              merged = v & 0xffff;
             }
         }
-      if (at < 0)
+      if (best == G_MAXUINT)
         break;
-      /* merge every occurrence of that pair, left to right */
-      const gchar *l = sym->pdata[at], *r = sym->pdata[at + 1];
-      g_autofree gchar *left = g_strdup (l), *right = g_strdup (r);
-      GPtrArray *merged = g_ptr_array_new_with_free_func (g_free);
-      for (guint i = 0; i < sym->len; i++)
+      gsize w = 0;
+      for (gsize i = 0; i < n; i++)
         {
-          if (i + 1 < sym->len && g_str_equal (sym->pdata[i], left)
-              && g_str_equal (sym->pdata[i + 1], right))
+          if (i + 1 < n && sym[i] == left && sym[i + 1] == right)
             {
-              g_ptr_array_add (merged, g_strconcat (left, right, NULL));
+              sym[w++] = merged;
               i++;
             }
           else
-            g_ptr_array_add (merged, g_strdup (sym->pdata[i]));
+            sym[w++] = sym[i];
         }
-      g_ptr_array_unref (sym);
-      sym = merged;
+      n = w;
     }
-  for (guint i = 0; i < sym->len; i++)
-    {
-      const guint id = GPOINTER_TO_UINT (g_hash_table_lookup (t->vocab, sym->pdata[i]));
-      const gint32 v = id ? (gint32) id - 1 : SDCL_CLIP_END;   /* unknown: <|endoftext|> */
-      g_array_append_val (out, v);
-    }
-  g_ptr_array_unref (sym);
+  g_array_append_vals (out, sym, n);
 }
 
-/* Unicode lower case as the reference (Rust's to_lowercase): GLib's
- * leaves alone the letter-like symbols that are not letters but have a
- * lower-case form (Roman numerals Ⅰ-Ⅿ, circled Ⓐ-Ⓩ). */
+/* Unicode lower case as the reference (Rust's char::to_lowercase, one
+ * character at a time): not g_utf8_strdown, which follows the locale
+ * (Turkish I -> ı) and turns a word-final Σ into ς. Special casing: İ
+ * becomes i + combining dot; and GLib leaves alone the letter-like symbols
+ * that are not letters but have a lower-case form (Roman numerals Ⅰ-Ⅿ,
+ * circled Ⓐ-Ⓩ). */
 static gchar *
 lower_case (const gchar *s)
 {
-  g_autofree gchar *down = g_utf8_strdown (s, -1);
-  g_autoptr (GString) out = g_string_sized_new (strlen (down));
-  for (const gchar *p = down; *p; p = g_utf8_next_char (p))
+  g_autoptr (GString) out = g_string_sized_new (strlen (s));
+  for (const gchar *p = s; *p; p = g_utf8_next_char (p))
     {
-      gunichar c = g_utf8_get_char (p);
-      if (c >= 0x2160 && c <= 0x216F)
-        c += 0x10;
+      const gunichar c = g_utf8_get_char (p);
+      if (c == 0x0130)
+        g_string_append (out, "i\xcc\x87");
+      else if (c >= 0x2160 && c <= 0x216F)
+        g_string_append_unichar (out, c + 0x10);
       else if (c >= 0x24B6 && c <= 0x24CF)
-        c += 0x1A;
-      g_string_append_unichar (out, c);
+        g_string_append_unichar (out, c + 0x1A);
+      else
+        g_string_append_unichar (out, g_unichar_tolower (c));
     }
   return g_string_free (g_steal_pointer (&out), FALSE);
 }

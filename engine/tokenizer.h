@@ -1,8 +1,9 @@
 /* tokenizer.h — the CLIP byte-level BPE tokenizer (internal), as
- * transformers' CLIPTokenizer for openai/clip-vit-large-patch14: NFC,
+ * transformers 5's CLIPTokenizer for openai/clip-vit-large-patch14: NFC,
  * whitespace runs to one space, lower case, the CLIP split pattern, bytes
- * to unicode symbols, BPE with the word-end marker "</w>". The vocabulary
- * is OpenAI's merges file, built into the engine.
+ * to unicode symbols, BPE with the word-end marker "</w>". No ftfy clean-up
+ * (HTML entities, curly quotes, ligatures stay as typed): transformers 5
+ * has none. The vocabulary is OpenAI's merges file, built into the engine.
  */
 #pragma once
 

@@ -5,6 +5,7 @@
  * stable-diffusion-webui's parse_prompt_attention and tokenize_line).
  */
 #include <json-glib/json-glib.h>
+#include <locale.h>
 #include <math.h>
 #include <string.h>
 
@@ -42,7 +43,7 @@ test_golden (void)
   g_assert_no_error (error);
   JsonArray *cases = json_node_get_array (json_parser_get_root (p));
   const guint n = json_array_get_length (cases);
-  g_assert_cmpuint (n, >=, 50);
+  g_assert_cmpuint (n, >=, 60);
   guint failed = 0;
   for (guint i = 0; i < n; i++)
     {
@@ -104,9 +105,16 @@ test_invalid_utf8 (void)
 static void
 test_long_text (void)
 {
+  /* 10,000 made-up words (few of them in the word cache) */
   g_autoptr (GString) s = g_string_new (NULL);
+  guint32 state = 7;
   for (guint i = 0; i < 10000; i++)
-    g_string_append_printf (s, "word%u, ", i % 97);
+    {
+      state = sdcl_test_hash (state);
+      for (guint k = 0; k < 4 + state % 8; k++)
+        g_string_append_c (s, 'a' + sdcl_test_hash (state + k) % 26);
+      g_string_append (s, i % 5 == 4 ? ", " : " ");
+    }
   const gint64 t0 = g_get_monotonic_time ();
   g_autoptr (GArray) ids = encode (s->str);
   g_test_message ("10,000 words -> %u tokens in %.3f s", ids->len,
@@ -124,7 +132,7 @@ typedef struct
 {
   const gchar *prompt;
   guint        n;
-  struct { const gchar *text; gdouble weight; } seg[6];
+  struct { const gchar *text; gdouble weight; } seg[10];
 } ParseCase;
 
 static const ParseCase parse_cases[] = {
@@ -149,6 +157,33 @@ static const ParseCase parse_cases[] = {
   { "BREAK a", 3, { { "", 1 }, { "BREAK", -1 }, { "a", 1 } } },
   { "(a) BREAK (b)", 5, { { "a", 1.1 }, { "", 1 }, { "BREAK", -1 }, { "", 1 }, { "b", 1.1 } } },
   { "aBREAKb BREAKfast", 1, { { "aBREAKb BREAKfast", 1 } } },
+  /* A1111's own doctests */
+  { "a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).", 9,
+    { { "a ", 1 }, { "house", 1.573 }, { " ", 1.1 }, { "on", 1 }, { " a ", 1.1 }, { "hill", 0.55 },
+      { ", sun, ", 1.1 }, { "sky", 1.4641 }, { ".", 1.1 } } },
+  { "(unnecessary)(parens)", 1, { { "unnecessaryparens", 1.1 } } },
+  { "\\(literal\\]", 1, { { "(literal]", 1 } } },
+  /* a lone backslash escapes nothing and vanishes */
+  { "a\\b", 1, { { "ab", 1 } } },
+  { "a BREAK", 3, { { "a", 1 }, { "BREAK", -1 }, { "", 1 } } },
+  { "BREAK", 3, { { "", 1 }, { "BREAK", -1 }, { "", 1 } } },
+  /* BREAK inside brackets is weighted like text, so it is no longer a BREAK */
+  { "(a BREAK b)", 3, { { "a", 1.1 }, { "BREAK", -1.1 }, { "b", 1.1 } } },
+  /* BREAK is a word as Python's \b sees it (letters, numbers, '_');
+   * any of Python's white space around it goes */
+  { "x_BREAK y\u00a0BREAK\u3000z", 3, { { "x_BREAK y", 1 }, { "BREAK", -1 }, { "z", 1 } } },
+  { "(a: 1.5 )", 1, { { "a", 1.5 } } },
+  /* Python's float() reads digits of any script */
+  { "(a:\u0661.\u0665)", 1, { { "a", 1.5 } } },
+  { "((a:2):3)", 1, { { "a", 6 } } },
+  { "[(a)]", 1, { { "a", 1 } } },
+  { "[a:0.5]", 1, { { "a:0.5", 1 / 1.1 } } },
+  { "a )( b", 2, { { "a )", 1 }, { " b", 1.1 } } },
+  { "(a]b)", 1, { { "a]b", 1.1 } } },
+  /* A1111 fails with a ValueError on a weight float() cannot read; here
+   * the colon is text, as in "(a:bad)" */
+  { "(a:1.2.3)", 1, { { "a:1.2.3", 1.1 } } },
+  { "(a:.) b", 2, { { "a:.", 1.1 }, { " b", 1 } } },
 };
 
 static void
@@ -280,6 +315,70 @@ test_chunks (void)
     assert_chunk (c, 1, NULL, 0);
     assert_chunk (c, 2, NULL, 0);
   }
+  /* a comma right at the end of a full chunk: nothing to move */
+  {
+    g_autofree gchar *as = repeat ("a", 74, " ");
+    g_autofree gchar *p = g_strdup_printf ("%s, b", as);
+    g_autoptr (SdclPromptChunks) c = chunks (p, 1);
+    g_assert_cmpuint (c->n_chunks, ==, 2);
+    for (guint i = 0; i < 74; i++)
+      row[i] = a;
+    row[74] = comma;
+    assert_chunk (c, 0, row, 75);
+    assert_chunk (c, 1, &b, 1);
+  }
+  /* the moved tokens keep their weights */
+  {
+    g_autofree gchar *as = repeat ("a", 70, " ");
+    g_autofree gchar *bs = repeat ("b", 10, " ");
+    g_autofree gchar *p = g_strdup_printf ("%s, (%s:1.5)", as, bs);
+    g_autoptr (SdclPromptChunks) c = chunks (p, 1);
+    g_assert_cmpuint (c->n_chunks, ==, 2);
+    for (guint i = 0; i < SDCL_CLIP_CONTEXT; i++)
+      {
+        g_assert_cmpfloat (c->weights[i], ==, 1.0f);
+        g_assert_cmpfloat (c->weights[SDCL_CLIP_CONTEXT + i], ==, i >= 1 && i <= 10 ? 1.5f : 1.0f);
+      }
+  }
+  /* BREAK at the end adds no empty chunk; BREAK alone gives one chunk;
+   * BREAK inside brackets is the word "break" (its weight is no longer -1) */
+  {
+    g_autoptr (SdclPromptChunks) end = chunks ("a BREAK", 1);
+    g_assert_cmpuint (end->n_chunks, ==, 1);
+    assert_chunk (end, 0, &a, 1);
+    g_autoptr (SdclPromptChunks) alone = chunks ("BREAK", 1);
+    g_assert_cmpuint (alone->n_chunks, ==, 1);
+    assert_chunk (alone, 0, NULL, 0);
+    g_autoptr (SdclPromptChunks) start = chunks ("BREAK a", 1);
+    g_assert_cmpuint (start->n_chunks, ==, 2);
+    assert_chunk (start, 0, NULL, 0);
+    assert_chunk (start, 1, &a, 1);
+    g_autoptr (SdclPromptChunks) inside = chunks ("(a BREAK b)", 1);
+    const gint32 word[3] = { a, single_id ("break"), b };
+    g_assert_cmpuint (inside->n_chunks, ==, 1);
+    assert_chunk (inside, 0, word, 3);
+    /* and keeps its segment's weight, -1 × 1.1, as in A1111 */
+    g_assert_cmpfloat_with_epsilon (inside->weights[1], 1.1, 1e-6);
+    g_assert_cmpfloat_with_epsilon (inside->weights[2], -1.1, 1e-6);
+    g_assert_cmpfloat_with_epsilon (inside->weights[3], 1.1, 1e-6);
+  }
+  /* a long prompt without commas: full chunks of 75 in the text's order */
+  {
+    g_autofree gchar *p = repeat ("a highly detailed matte painting of an ancient castle", 40, " ");
+    g_autoptr (GArray) ids = encode (p);
+    g_assert_cmpuint (ids->len, >, 300);
+    g_autoptr (SdclPromptChunks) c = chunks (p, 1);
+    g_assert_cmpuint (c->n_tokens, ==, ids->len);
+    g_assert_cmpuint (c->n_chunks, ==, (ids->len + SDCL_PROMPT_CHUNK - 1) / SDCL_PROMPT_CHUNK);
+    for (guint k = 0; k < c->n_chunks; k++)
+      {
+        const guint n = MIN (SDCL_PROMPT_CHUNK, ids->len - k * SDCL_PROMPT_CHUNK);
+        assert_chunk (c, k, &g_array_index (ids, gint32, k * SDCL_PROMPT_CHUNK), n);
+      }
+    /* the negative prompt padded to the same count */
+    g_autoptr (SdclPromptChunks) neg = chunks ("blurry", c->n_chunks);
+    g_assert_cmpuint (neg->n_chunks, ==, c->n_chunks);
+  }
   /* weights follow their tokens; start, end and padding weigh 1 */
   {
     g_autoptr (SdclPromptChunks) c = chunks ("(a) [b] a", 1);
@@ -289,6 +388,54 @@ test_chunks (void)
     for (guint i = 5; i < SDCL_CLIP_CONTEXT; i++)
       g_assert_cmpfloat (c->weights[i], ==, 1.0f);
   }
+}
+
+/* ---- threads and locale ------------------------------------------------------------ */
+
+static gpointer
+encode_golden_words (gpointer data)
+{
+  const gchar *text = data;
+  g_autoptr (GArray) first = encode (text);
+  for (guint i = 0; i < 50; i++)
+    {
+      g_autoptr (GArray) again = encode (text);
+      if (again->len != first->len || memcmp (again->data, first->data, first->len * 4) != 0)
+        return GINT_TO_POINTER (1);
+    }
+  return NULL;
+}
+
+/* the word cache is shared: threads encoding at once agree */
+static void
+test_threads (void)
+{
+  static const gchar *texts[] = {
+    "a photograph of an astronaut riding a horse", "東京タワーの夜景 🐱‍👤",
+    "masterpiece, best quality, supercalifragilisticexpialidocious", "ΟΔΥΣΣΕΥΣ Ångström",
+  };
+  GThread *threads[G_N_ELEMENTS (texts)];
+  for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
+    threads[i] = g_thread_new ("encode", encode_golden_words, (gpointer) texts[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
+    g_assert_null (g_thread_join (threads[i]));
+}
+
+/* lower case does not follow the locale (GLib's g_utf8_strdown would give
+ * Turkish "ı" for "I") */
+static void
+test_locale (void)
+{
+  g_autoptr (GArray) c_ids = encode ("I İ Istanbul");
+  g_autofree gchar *old = g_strdup (setlocale (LC_CTYPE, NULL));
+  if (!setlocale (LC_CTYPE, "tr_TR.UTF-8"))
+    {
+      g_test_skip ("no tr_TR.UTF-8 locale");
+      return;
+    }
+  g_autoptr (GArray) tr_ids = encode ("I İ Istanbul");
+  setlocale (LC_CTYPE, old);
+  g_assert_cmpmem (tr_ids->data, tr_ids->len * 4, c_ids->data, c_ids->len * 4);
 }
 
 /* ---- fuzz ------------------------------------------------------------------------ */
@@ -301,6 +448,7 @@ test_fuzz (void)
   /* seeded mutations of prompt-like text, through the fuzz entry point */
   static const gchar *seeds[] = {
     "a (b:1.2) [c] BREAK d, e", "東京 🙂 \\(x\\)", "((((((((a", "]]]]))))::::", "",
+    "(a:1.2.3) (b: \u0661.5 ) ΟΔΥΣ\u180e x_BREAK <|endoftext|>", "a, b, c, d, e, f, g, h",
   };
   guint32 state = 12345;
   for (guint round = 0; round < 2000; round++)
@@ -339,6 +487,8 @@ main (int argc, char **argv)
   g_test_add_func ("/tokenizer/round-trip", test_round_trip);
   g_test_add_func ("/tokenizer/invalid-utf8", test_invalid_utf8);
   g_test_add_func ("/tokenizer/long-text", test_long_text);
+  g_test_add_func ("/tokenizer/threads", test_threads);
+  g_test_add_func ("/tokenizer/locale", test_locale);
   g_test_add_func ("/prompt/emphasis", test_parse);
   g_test_add_func ("/prompt/chunks", test_chunks);
   g_test_add_func ("/prompt/fuzz", test_fuzz);

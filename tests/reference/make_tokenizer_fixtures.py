@@ -5,7 +5,10 @@ tests/fixtures/tokenizer.json, read by tests/test-tokenizer.c.
     ~/.cache/sdcl-venv/bin/python tests/reference/make_tokenizer_fixtures.py
 
 The tokenizer is transformers 5's (tokenizers backend: NFC, white space
-runs to one space, lower case; no ftfy, no HTML unescaping)."""
+runs to one space, lower case one character at a time). transformers 5 has
+no ftfy path: with or without ftfy installed there is no HTML unescaping,
+no quote uncurling, no ligature or width folding (OpenAI's and open_clip's
+tokenizers, and transformers 4's slow CLIPTokenizer with ftfy, do those)."""
 import json
 import os
 import sys
@@ -32,12 +35,26 @@ STRINGS = [
     "a+b=c", "under_score", "slash/back\\slash", "~tilde~", "{braces}", "<angle>",
     "masterpiece, best quality, 1girl, solo, looking at viewer", "<||||> <|> |>", "Ⓐ circled Ⅳ",
     "<|EndOfText|> mixed",
+    # Σ lowers to σ everywhere (no final ς); U+180E is not white space; Python's
+    # and Oniguruma's separators; digits of other scripts split one by one
+    "ΟΔΥΣΣΕΥΣ ΣΟΦΙΑ Σ", "mongolian\u180evowel", "nel\u0085line \u001cfile\u001dsep",
+    "x\u0301 lone mark", "١٢٣ ٤.٥ digits", "ＦＵＬＬＷＩＤＴＨ ｔｅｘｔ", "I'M YOU'D WE'VE THEY'RE",
+    "3.14", "don’t “smart” quotes", "e\u0301\u0301 two marks", "ǅungla ǈ",
+    # a long prompt: 300+ tokens
+    ", ".join(["a highly detailed matte painting of an ancient castle on a cliff at sunset",
+               "dramatic volumetric lighting", "trending on artstation", "8k uhd",
+               "by greg rutkowski and alphonse mucha"] * 8),
 ]
+
+# the vocabulary is right: OpenAI's ids for a plain sentence
+SENTENCE = ("a photograph of an astronaut riding a horse",
+            [320, 8853, 539, 550, 18376, 6765, 320, 4558])
 
 
 def main():
     work = tempfile.mkdtemp()
     tok = clip_tokenizer(work)
+    assert tok(SENTENCE[0]).input_ids == [49406] + SENTENCE[1] + [49407]
     cases = [{"text": s, "ids": tok(s, add_special_tokens=False).input_ids} for s in STRINGS]
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
                        "tokenizer.json")
