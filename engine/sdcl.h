@@ -69,6 +69,17 @@ typedef enum
   SDCL_PROMPT_ERROR_VOCABULARY,      /* the built-in vocabulary could not be read */
 } SdclPromptError;
 
+/* Generation requests: settings that cannot be run. */
+#define SDCL_REQUEST_ERROR (sdcl_request_error_quark ())
+GQuark sdcl_request_error_quark (void);
+
+typedef enum
+{
+  SDCL_REQUEST_ERROR_INVALID,        /* a setting out of range, or missing for the mode */
+  SDCL_REQUEST_ERROR_SIZE,           /* width/height not a multiple of 8, or not the init image's */
+  SDCL_REQUEST_ERROR_EMPTY_MASK,     /* inpainting with a mask that selects nothing */
+} SdclRequestError;
+
 /* ---- devices and the engine --------------------------------------------- */
 
 typedef struct
@@ -174,6 +185,103 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclModel, sdcl_model_free)
 
 const SdclModelInfo *sdcl_model_get_info (SdclModel *model);
 
+/* ---- generation ---------------------------------------------------------- */
+
+typedef enum
+{
+  SDCL_SAMPLER_EULER,                /* Euler (k-diffusion), diffusers' EulerDiscreteScheduler */
+  SDCL_SAMPLER_EULER_A,              /* Euler ancestral: fresh noise every step */
+  SDCL_SAMPLER_DDIM,                 /* DDIM; eta 0 is deterministic, eta > 0 adds noise */
+  SDCL_SAMPLER_DPMPP_2M,             /* DPM++ 2M (DPMSolverMultistep, order 2, dpmsolver++) */
+  SDCL_SAMPLER_LCM,                  /* latent consistency models (few steps, cfg ~1-2) */
+} SdclSampler;
+
+typedef enum
+{
+  SDCL_SCHEDULE_DEFAULT,             /* timesteps as the model's scheduler config spaces them */
+  SDCL_SCHEDULE_KARRAS,              /* Karras et al. sigmas (Euler, Euler a, DPM++ 2M) */
+} SdclSchedule;
+
+/* Parses a sampler name: the engine's ("euler", "euler_a", "ddim", "dpmpp_2m",
+ * "dpmpp_2m_karras", "lcm", "euler_karras", "euler_a_karras") or sd-webui's
+ * ("Euler a", "DPM++ 2M Karras", ...), case-insensitive. */
+gboolean     sdcl_sampler_from_name (const gchar *name, SdclSampler *sampler,
+                                     SdclSchedule *schedule, GError **error);
+/* The name sd-webui shows ("Euler a", "DPM++ 2M"); the schedule is separate. */
+const gchar *sdcl_sampler_display_name (SdclSampler sampler);
+/* The engine's name ("euler_a", "dpmpp_2m_karras"). */
+const gchar *sdcl_sampler_name (SdclSampler sampler, SdclSchedule schedule);
+
+typedef enum
+{
+  SDCL_MODE_TXT2IMG,                 /* from noise */
+  SDCL_MODE_IMG2IMG,                 /* from init_image, partly noised by strength */
+  SDCL_MODE_INPAINT,                 /* repaint where mask > 0, keep the rest exactly */
+} SdclMode;
+
+/* One request; sdcl_request_init() fills in the defaults. Nothing here is
+ * kept after sdcl_generate() returns. */
+typedef struct
+{
+  SdclMode      mode;
+  const gchar  *prompt;              /* sd-webui syntax: (emphasis:1.2), [less], BREAK */
+  const gchar  *negative_prompt;     /* NULL or "": none (the empty prompt) */
+  guint         width, height;       /* multiples of 8; 0: the init image's size, or the
+                                        model's native size for txt2img */
+  guint         steps;               /* sampling steps, 1-1000 (default 20) */
+  gdouble       cfg_scale;           /* classifier-free guidance (7.5); 1 skips the
+                                        unconditional pass */
+  SdclSampler   sampler;             /* default Euler a */
+  SdclSchedule  schedule;
+  gdouble       eta;                 /* DDIM's eta (0) */
+  gint64        seed;                /* 0 to 2^32-1; -1: a random one (reported per image) */
+  guint         batch_count;         /* images, one after another, seeds seed, seed+1, ... (1) */
+  guint         clip_skip;           /* 1: the text encoder's last layer; 2: the one before */
+  gdouble       strength;            /* img2img and inpaint: 0 returns the image, 1 ignores
+                                        it (0.75; inpaint 1.0) */
+  const guint8 *init_image;          /* img2img and inpaint: RGB, init_width x init_height */
+  guint         init_width, init_height;
+  const guint8 *mask;                /* inpaint: one byte per init_image pixel; 255 repaints,
+                                        0 keeps, between blends (soft edges) */
+  guint         preview_size;        /* 0: no previews; else the preview's longest side */
+} SdclRequest;
+
+void sdcl_request_init (SdclRequest *request);
+
+/* What sdcl_generate() tells its progress function once per sampling step.
+ * The preview, when asked for, is a cheap linear latent -> RGB estimate of
+ * the current denoised image; it lives only during the call. */
+typedef struct
+{
+  guint         image, images;       /* this image of the batch (0-based), how many */
+  guint         step, steps;         /* steps done for this image (1..steps), of how many */
+  gdouble       elapsed;             /* seconds since sdcl_generate() started */
+  guint32       seed;                /* this image's seed */
+  const guint8 *preview;             /* RGB or NULL */
+  guint         preview_width, preview_height;
+} SdclProgress;
+
+/* Returns FALSE to cancel: sdcl_generate() then stops within one step,
+ * frees everything and fails with G_IO_ERROR_CANCELLED. */
+typedef gboolean (*SdclProgressFunc) (const SdclProgress *progress, gpointer user_data);
+
+typedef struct
+{
+  guint    width, height;
+  guint8  *pixels;                   /* RGB, width x height x 3 */
+  guint32  seed;
+  gchar   *parameters;               /* the settings as sd-webui writes them in a PNG's
+                                        "parameters" text chunk */
+} SdclImage;
+
+void sdcl_image_free (SdclImage *image);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclImage, sdcl_image_free)
+
+/* Runs a request; returns batch_count SdclImage (free with
+ * g_ptr_array_unref). On error nothing is returned and nothing is kept. */
+GPtrArray *sdcl_generate (SdclModel *model, const SdclRequest *request,
+                          SdclProgressFunc progress, gpointer user_data, GError **error);
+
 /* ---- images ------------------------------------------------------------ */
 
 /* Writes 8-bit RGB (channels 3) or RGBA (4) pixels as PNG, with optional
@@ -184,6 +292,10 @@ gboolean sdcl_png_write (const gchar *path, guint width, guint height, guint cha
 
 /* Reads a PNG as 8-bit RGB; *width, *height set. */
 guint8 *sdcl_png_read_rgb (const gchar *path, guint *width, guint *height, GError **error);
+
+/* Reads a PNG as one 8-bit channel (a mask): grey as is, colour as its
+ * luminance, alpha ignored. */
+guint8 *sdcl_png_read_gray (const gchar *path, guint *width, guint *height, GError **error);
 
 /* ---- demo ---------------------------------------------------------------- */
 
