@@ -5,20 +5,29 @@
 #   make              build (build/)
 #   make test         every test suite but `fullsize`; make test SUITE=engine for one
 #                     (SUITE=fullsize: SD 1.5-sized random weights against diffusers)
-#   make test-asan    the engine and models suites under AddressSanitizer + UBSan (build-asan/)
+#   make test-asan    the engine, models and pipeline suites under AddressSanitizer + UBSan (build-asan/)
 #   make demo         an engine demo that writes a PNG you can look at
 #   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm; full-size
-#                     text encoder, UNet and VAE on random SD 1.5 weights (made once)
+#                     text encoder, UNet and VAE on random SD 1.5 weights (made once);
+#                     then `bench-peer` on the host
+#   make bench-engine the engine part of `bench` alone
+#   make bench-peer   the side-by-side peer: txt2img on the same random weights in
+#                     diffusers on PyTorch CPU (float32, 2 threads; tests/bench-peer.py).
+#                     Always on the host, not in the root: it needs the PyTorch venv
+#                     PEER_PYTHON (default ~/.cache/sdcl-venv/bin/python, see
+#                     tests/reference/README.md) and is skipped with a note without it;
+#                     it reads $(BUILD)/sd15-random.safetensors, which `bench` makes
 #   make clean
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 SUITE      ?=
 MESON_OPTS ?=
+PEER_PYTHON ?= $(HOME)/.cache/sdcl-venv/bin/python
 
 NATIVE := $(shell pkg-config --exists gimp-3.0 2>/dev/null && echo yes)
 
-.PHONY: all test test-asan demo bench clean setup
+.PHONY: all test test-asan demo bench bench-engine bench-peer clean setup
 
 ifeq ($(NATIVE),yes)
 
@@ -39,13 +48,13 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  meson test -C $(ASAN_BUILD) --print-errorlogs --suite engine --suite models --timeout-multiplier 3 ; \
+	  meson test -C $(ASAN_BUILD) --print-errorlogs --suite engine --suite models --suite pipeline --timeout-multiplier 3 ; \
 	  status=$$?; tools/test-summary $(ASAN_BUILD); exit $$status
 
 demo: all
 	./$(BUILD)/engine/sdcl demo -o $(BUILD)/demo.png
 
-bench: all
+bench-engine: all
 	./$(BUILD)/tests/bench-ops
 	./$(BUILD)/tests/bench-models $(BUILD)/sd15-random.safetensors
 
@@ -55,8 +64,23 @@ clean:
 else
 
 # Not native: run the same target inside the Debian 13 root.
-all test test-asan demo bench clean:
+all test test-asan demo bench-engine clean:
 	tools/sdcl-root make $@ BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) SUITE=$(SUITE) \
 	  MESON_OPTS='$(MESON_OPTS)'
 
 endif
+
+# Both ways: the engine (in the root where needed), then the peer on the host.
+bench: bench-engine
+	@$(MAKE) --no-print-directory bench-peer BUILD=$(BUILD) PEER_PYTHON='$(PEER_PYTHON)'
+
+bench-peer:
+	@if [ ! -x '$(PEER_PYTHON)' ]; then \
+	  echo "bench-peer: skipped, no PyTorch venv at $(PEER_PYTHON) (python3 -m venv ~/.cache/sdcl-venv &&" \
+	    "~/.cache/sdcl-venv/bin/pip install torch diffusers transformers safetensors numpy; or set PEER_PYTHON)"; \
+	elif [ ! -f $(BUILD)/sd15-random.safetensors ]; then \
+	  echo "bench-peer: no $(BUILD)/sd15-random.safetensors; make bench-engine writes it"; exit 1; \
+	else \
+	  echo '$(PEER_PYTHON) tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15'; \
+	  '$(PEER_PYTHON)' tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15; \
+	fi

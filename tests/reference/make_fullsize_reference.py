@@ -42,14 +42,14 @@ PROMPT = "a photograph of an astronaut riding a horse on the moon, highly detail
 SAMPLES = 16384
 
 
-def folder(work):
+def folder(work, configs=CONFIGS):
     """A diffusers folder of configs only, for from_single_file(config=)."""
     for part, name in (("unet", "unet.json"), ("vae", "vae.json"),
                        ("text_encoder", "text_encoder.json")):
         os.makedirs(os.path.join(work, part))
-        shutil.copy(os.path.join(CONFIGS, name), os.path.join(work, part, "config.json"))
+        shutil.copy(os.path.join(configs, name), os.path.join(work, part, "config.json"))
     os.makedirs(os.path.join(work, "scheduler"))
-    shutil.copy(os.path.join(CONFIGS, "scheduler.json"),
+    shutil.copy(os.path.join(configs, "scheduler.json"),
                 os.path.join(work, "scheduler", "scheduler_config.json"))
     tok = clip_tokenizer(work)
     tok.save_pretrained(os.path.join(work, "tokenizer"))
@@ -63,16 +63,31 @@ def folder(work):
     return tok
 
 
+def load_pipeline(path, configs=CONFIGS, dtype=torch.float32):
+    """A StableDiffusionPipeline (no safety checker) from an original-layout
+    single file without metadata: the architecture from the JSON configs in
+    `configs`, the names converted by diffusers' single-file loader, the
+    tokenizer from clip_vocab. Offline. Returns (pipe, tokenizer)."""
+    from diffusers import StableDiffusionPipeline
+    work = tempfile.mkdtemp()
+    try:
+        tok = folder(work, configs)
+        pipe = StableDiffusionPipeline.from_single_file(
+            path, config=work, local_files_only=True, safety_checker=None,
+            requires_safety_checker=False, torch_dtype=dtype)
+    finally:
+        shutil.rmtree(work)
+    # clip_vocab's tokenizer has no length limit; the pipeline pads and
+    # truncates to it
+    pipe.tokenizer.model_max_length = pipe.text_encoder.config.max_position_embeddings
+    return pipe, tok
+
+
 def main():
     torch.set_num_threads(2)
     path = sys.argv[1]
-    work = tempfile.mkdtemp()
-    tok = folder(work)
-    from diffusers import StableDiffusionPipeline
     t0 = time.time()
-    pipe = StableDiffusionPipeline.from_single_file(
-        path, config=work, local_files_only=True, safety_checker=None,
-        requires_safety_checker=False, torch_dtype=torch.float32)
+    pipe, tok = load_pipeline(path)
     print(f"loaded in {time.time() - t0:.1f} s")
     ref = {}
     with torch.no_grad():
@@ -104,7 +119,6 @@ def main():
     save({k: v.float() for k, v in ref.items()}, OUT, torch.float32,
          {"sdcl.weights": "make-random-model models/configs/sd15",
           "sdcl.inputs": "unet: seeded(21) latent, seeded(22) context, t=500; vae: seeded(23)"})
-    shutil.rmtree(work)
     print(f"wrote {OUT}")
 
 
