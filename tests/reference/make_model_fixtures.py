@@ -210,19 +210,20 @@ def metadata(te, unet, vae, kind):
             "sdcl.kind": kind}
 
 
-ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
+ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.uint32: "U32"}
 
 
 def save(sd, path, dtype, meta=None):
     """A safetensors file with a reproducible header (safetensors' own writer
-    orders the metadata differently from run to run)."""
+    orders the metadata differently from run to run). dtype None keeps each
+    tensor's own (one of ST_DTYPES)."""
     header, blobs, offset = {}, [], 0
     if meta:
         header["__metadata__"] = dict(sorted(meta.items()))
     for k, v in sorted(sd.items()):
-        t = v.detach().to(dtype).contiguous()
+        t = (v.detach() if dtype is None else v.detach().to(dtype)).contiguous()
         raw = t.view(torch.int16 if t.element_size() == 2 else torch.int32).numpy().tobytes()
-        header[k] = {"dtype": ST_DTYPES[dtype], "shape": list(t.shape),
+        header[k] = {"dtype": ST_DTYPES[t.dtype], "shape": list(t.shape),
                      "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
