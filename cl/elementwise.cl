@@ -103,14 +103,24 @@ kernel void scale_f32 (global const float *x, ulong x_off, global float *y, ulon
 }
 
 /* Nearest 2× upsampling: y [2W, 2H, planes] from x [W, H, planes]. */
-kernel void upsample_nearest2x_f32 (global const float *x, ulong x_off, global float *y,
-                                    ulong y_off, int W, int H)
+/* Nearest-neighbour resize to OW x OH, as torch's interpolate(mode="nearest")
+ * picks sources: exact halves for 2x, else floor(o * (in / out)) in float. */
+inline int
+nearest_source (int o, int in, int out)
+{
+  if (out == 2 * in)
+    return o >> 1;
+  return min ((int) floor ((float) o * ((float) in / (float) out)), in - 1);
+}
+
+kernel void upsample_nearest_f32 (global const float *x, ulong x_off, global float *y,
+                                  ulong y_off, int W, int H, int OW, int OH)
 {
   const int ox = get_global_id (0), oy = get_global_id (1), p = get_global_id (2);
-  if (ox >= 2 * W || oy >= 2 * H)
+  if (ox >= OW || oy >= OH)
     return;
-  y[y_off + ((long) p * 2 * H + oy) * 2 * W + ox]
-    = x[x_off + ((long) p * H + oy / 2) * W + ox / 2];
+  y[y_off + ((long) p * OH + oy) * OW + ox]
+    = x[x_off + ((long) p * H + nearest_source (oy, H, OH)) * W + nearest_source (ox, W, OW)];
 }
 
 /* diffusers' get_timestep_embedding, in float32 as it computes:

@@ -10,6 +10,7 @@
 
 struct _SdclModel
 {
+  SdclEngine    *engine;
   SdclModelInfo *info;
   SdclClipConfig clip_config;
   SdclUnetConfig unet_config;
@@ -625,6 +626,7 @@ sdcl_model_load (SdclEngine *engine, const gchar *path, const gchar *vae_path, G
 {
   Source src;
   g_autoptr (SdclModel) m = g_new0 (SdclModel, 1);
+  m->engine = engine;
   m->info = inspect_source (path, vae_path, &src, error);
   if (m->info)
     {
@@ -648,6 +650,19 @@ const SdclModelInfo *
 sdcl_model_get_info (SdclModel *m)
 {
   return m->info;
+}
+
+void
+sdcl_model_set_scheduler_json (SdclModel *m, const gchar *json)
+{
+  g_free (m->scheduler_json);
+  m->scheduler_json = g_strdup (json);
+}
+
+SdclEngine *
+sdcl_model_engine (SdclModel *m)
+{
+  return m->engine;
 }
 
 SdclClip *

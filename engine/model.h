@@ -229,7 +229,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclUnet, sdcl_unet_free)
 
 /* x [W, H, in_channels, B] latents, timesteps [B] host values, context
  * [context_dim, S, B] (S any multiple of tokens) -> [W, H, out_channels, B].
- * W and H must be multiples of 2^(n_levels-1). */
+ * Any W and H: odd sizes are rounded up on the way down and met on the way
+ * up, as diffusers does. */
 SdclTensor *sdcl_unet_forward (SdclUnet *unet, const SdclTensor *x, const gfloat *timesteps,
                                const SdclTensor *context, GError **error);
 
@@ -264,10 +265,12 @@ SdclTensor *sdcl_vae_decode (SdclVae *vae, const SdclTensor *latent, GError **er
 SdclTensor *sdcl_vae_decode_tiled (SdclVae *vae, const SdclTensor *latent, gint tile,
                                    gint overlap, GError **error);
 gboolean sdcl_vae_encode_tiled (SdclVae *vae, const SdclTensor *image, gint tile, gint overlap,
-                                SdclTensor **mean, GError **error);
+                                SdclTensor **mean, SdclTensor **logvar, GError **error);
+/* (logvar, when asked for, is set only where the image fits one tile; else NULL) */
 
 /* ---- the loaded model's parts (model.c) ------------------------------------------- */
 
+SdclEngine *sdcl_model_engine (SdclModel *model);
 SdclClip *sdcl_model_clip (SdclModel *model);
 SdclUnet *sdcl_model_unet (SdclModel *model);
 SdclVae  *sdcl_model_vae (SdclModel *model);
@@ -275,3 +278,6 @@ const SdclClipConfig *sdcl_model_clip_config (SdclModel *model);
 const SdclUnetConfig *sdcl_model_unet_config (SdclModel *model);
 /* The scheduler config JSON that came with the model, or NULL. */
 const gchar *sdcl_model_scheduler_json (SdclModel *model);
+/* Replaces it (NULL: SD 1.5's defaults), e.g. for a v-prediction model
+ * that shipped without one. */
+void sdcl_model_set_scheduler_json (SdclModel *model, const gchar *json);

@@ -284,19 +284,34 @@ sdcl_scale (const SdclTensor *x, gfloat s, gfloat t, GError **error)
 }
 
 SdclTensor *
-sdcl_upsample_nearest2x (const SdclTensor *x, GError **error)
+sdcl_upsample_nearest (const SdclTensor *x, gint64 width, gint64 height, GError **error)
 {
+  if (width < x->ne[0] || height < x->ne[1] || width > 2 * x->ne[0] || height > 2 * x->ne[1])
+    {
+      g_autofree gchar *d = sdcl_tensor_describe (x);
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "upsample %s to %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                   ": only between 1x and 2x", d, width, height);
+      return NULL;
+    }
   g_autoptr (SdclTensor) xd = dense (x, error);
   if (!xd)
     return NULL;
-  const gint64 ne[4] = { 2 * x->ne[0], 2 * x->ne[1], x->ne[2], x->ne[3] };
+  const gint64 ne[4] = { width, height, x->ne[2], x->ne[3] };
   g_autoptr (SdclTensor) y = new_f32 (x->engine, ne, error);
-  if (!y || !LAUNCH_GRID (x->engine, "upsample_nearest2x_f32", ne[0], ne[1], x->ne[2] * x->ne[3],
+  if (!y || !LAUNCH_GRID (x->engine, "upsample_nearest_f32", ne[0], ne[1], x->ne[2] * x->ne[3],
                           error, SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                           SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
-                          SDCL_ARG_INT (x->ne[0]), SDCL_ARG_INT (x->ne[1])))
+                          SDCL_ARG_INT (x->ne[0]), SDCL_ARG_INT (x->ne[1]),
+                          SDCL_ARG_INT (width), SDCL_ARG_INT (height)))
     return NULL;
   return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_upsample_nearest2x (const SdclTensor *x, GError **error)
+{
+  return sdcl_upsample_nearest (x, 2 * x->ne[0], 2 * x->ne[1], error);
 }
 
 SdclTensor *

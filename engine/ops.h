@@ -90,6 +90,10 @@ SdclTensor *sdcl_binary (const SdclTensor *a, const SdclTensor *b, SdclBinary op
 SdclTensor *sdcl_scale (const SdclTensor *x, gfloat s, gfloat t, GError **error);
 /* Nearest-neighbour 2× upsampling of [W, H, ...]. */
 SdclTensor *sdcl_upsample_nearest2x (const SdclTensor *x, GError **error);
+/* Nearest resize to width x height (1x to 2x each way), picking sources as
+ * torch's interpolate(size=..., mode="nearest") does. */
+SdclTensor *sdcl_upsample_nearest (const SdclTensor *x, gint64 width, gint64 height,
+                                   GError **error);
 /* Concatenation along dimension `dim` (0..3); other dimensions equal. */
 SdclTensor *sdcl_concat (const SdclTensor *a, const SdclTensor *b, gint dim, GError **error);
 /* A contiguous copy of any view (also converts f16 to f32). */

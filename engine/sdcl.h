@@ -229,8 +229,8 @@ typedef struct
   guint         width, height;       /* multiples of 8; 0: the init image's size, or the
                                         model's native size for txt2img */
   guint         steps;               /* sampling steps, 1-1000 (default 20) */
-  gdouble       cfg_scale;           /* classifier-free guidance (7.5); 1 skips the
-                                        unconditional pass */
+  gdouble       cfg_scale;           /* classifier-free guidance (7.5), 0-100; 1 or less
+                                        uses the prompt alone (no unconditional pass) */
   SdclSampler   sampler;             /* default Euler a */
   SdclSchedule  schedule;
   gdouble       eta;                 /* DDIM's eta (0) */
@@ -238,7 +238,7 @@ typedef struct
   guint         batch_count;         /* images, one after another, seeds seed, seed+1, ... (1) */
   guint         clip_skip;           /* 1: the text encoder's last layer; 2: the one before */
   gdouble       strength;            /* img2img and inpaint: 0 returns the image, 1 ignores
-                                        it (0.75; inpaint 1.0) */
+                                        it (0.75) */
   const guint8 *init_image;          /* img2img and inpaint: RGB, init_width x init_height */
   guint         init_width, init_height;
   const guint8 *mask;                /* inpaint: one byte per init_image pixel; 255 repaints,

@@ -418,13 +418,12 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
 {
   const SdclUnetConfig *c = &u->c;
   const gint L = c->n_levels, n = c->layers_per_block;
-  const gint64 B = x->ne[3], f = 1 << (L - 1);
-  if (x->ne[2] != c->in_channels || x->ne[0] % f != 0 || x->ne[1] % f != 0)
+  const gint64 B = x->ne[3];
+  if (x->ne[2] != c->in_channels)
     {
       g_autofree gchar *d = sdcl_tensor_describe (x);
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
-                   "UNet input %s: needs %d channels and a width and height that are multiples "
-                   "of %" G_GINT64_FORMAT, d, c->in_channels, f);
+                   "UNet input %s: needs %d channels", d, c->in_channels);
       return NULL;
     }
   if (context->ne[0] != c->context_dim || context->ne[2] != B)
@@ -494,8 +493,12 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
               || (l->attn && !step (&h, transformer_forward (&l->attn[j], h, context, error))))
             return NULL;
         }
+      /* up to the size of the skip it meets next: odd sizes were rounded up
+         on the way down, as diffusers' forward_upsample_size does */
+      const SdclTensor *next = skips->len ? skips->pdata[skips->len - 1] : NULL;
       if (l->sample.w
-          && (!step (&h, sdcl_upsample_nearest2x (h, error))
+          && (!step (&h, next ? sdcl_upsample_nearest (h, next->ne[0], next->ne[1], error)
+                              : sdcl_upsample_nearest2x (h, error))
               || !step (&h, sdcl_conv2d (h, l->sample.w, l->sample.b, 1, 1, error))))
         return NULL;
       if (!mark (u, x->engine, &since, "up", i, error))

@@ -461,7 +461,7 @@ sdcl_vae_decode_tiled (SdclVae *v, const SdclTensor *latent, gint tile, gint ove
 
 gboolean
 sdcl_vae_encode_tiled (SdclVae *v, const SdclTensor *image, gint tile, gint overlap,
-                       SdclTensor **mean, GError **error)
+                       SdclTensor **mean, SdclTensor **logvar, GError **error)
 {
   const gint f = 1 << (v->c.n_levels - 1);
   if (!check_input (v, image, v->c.image_channels, f, "input image", error))
@@ -472,7 +472,9 @@ sdcl_vae_encode_tiled (SdclVae *v, const SdclTensor *image, gint tile, gint over
   if (overlap <= 0 || overlap >= tile)
     overlap = MAX (1, tile / 4);
   if (image->ne[0] <= tile * f && image->ne[1] <= tile * f)
-    return sdcl_vae_encode (v, image, mean, NULL, error);
+    return sdcl_vae_encode (v, image, mean, logvar, error);
+  if (logvar)
+    *logvar = NULL;
   *mean = run_tiled (v, image, tile * f, overlap * f, 1, f, encode_tile, error);
   return *mean != NULL;
 }

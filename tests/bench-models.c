@@ -16,17 +16,6 @@
 
 static SdclEngine *engine;
 
-/* Peak resident set since the last reset (VmHWM), in bytes. */
-static guint64
-rss_peak (void)
-{
-  g_autofree gchar *s = NULL;
-  if (!g_file_get_contents ("/proc/self/status", &s, NULL, NULL))
-    return 0;
-  const gchar *p = strstr (s, "VmHWM:");
-  return p ? g_ascii_strtoull (p + 6, NULL, 10) * 1024 : 0;
-}
-
 static void
 reset_peaks (void)
 {
@@ -39,7 +28,7 @@ static void
 report (const gchar *what, gdouble seconds)
 {
   g_print ("%-34s %9.3f s   device peak %7.0f MiB   process peak RSS %7.0f MiB\n", what, seconds,
-           sdcl_engine_memory_peak (engine) / 1048576.0, rss_peak () / 1048576.0);
+           sdcl_engine_memory_peak (engine) / 1048576.0, sdcl_test_rss_peak () / 1048576.0);
 }
 
 static SdclTensor *

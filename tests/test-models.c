@@ -332,7 +332,7 @@ test_vae_tiled (void)
   g_autoptr (SdclTensor) mean = NULL, mean_tiled = NULL;
   sdcl_vae_encode (vae, whole, &mean, NULL, &error);
   g_assert_no_error (error);
-  sdcl_vae_encode_tiled (vae, whole, 16, 4, &mean_tiled, &error);
+  sdcl_vae_encode_tiled (vae, whole, 16, 4, &mean_tiled, NULL, &error);
   g_assert_no_error (error);
   g_autofree gfloat *ma = sdcl_tensor_read_f32 (mean, &error);
   g_autofree gfloat *mb = sdcl_tensor_read_f32 (mean_tiled, &error);

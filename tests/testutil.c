@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "tensor.h"
 
@@ -75,4 +76,14 @@ gchar *
 sdcl_test_fixture (const gchar *name)
 {
   return g_build_filename (SDCL_FIXTURES_DIR, name, NULL);
+}
+
+guint64
+sdcl_test_rss_peak (void)
+{
+  g_autofree gchar *s = NULL;
+  if (!g_file_get_contents ("/proc/self/status", &s, NULL, NULL))
+    return 0;
+  const gchar *p = strstr (s, "VmHWM:");
+  return p ? g_ascii_strtoull (p + 6, NULL, 10) * 1024 : 0;
 }

@@ -32,3 +32,7 @@ void sdcl_test_assert_close (const gchar *what, const gfloat *got, const gfloat 
 
 /* Path of a file in tests/fixtures (g_free). */
 gchar *sdcl_test_fixture (const gchar *name);
+
+/* Peak resident set size of this process since the last reset (VmHWM), in
+ * bytes; 0 where /proc does not say. */
+guint64 sdcl_test_rss_peak (void);

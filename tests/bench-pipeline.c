@@ -1,0 +1,105 @@
+/* bench-pipeline.c — txt2img on full-size SD 1.5 shapes (random weights,
+ * fullsize.h): Euler, CFG 7.5, seconds per step, VAE decode, total, peak
+ * process and device memory, for each size. tests/bench-peer.py does the
+ * same work in diffusers on PyTorch; `make bench` runs both.
+ *
+ *   bench-pipeline [MODEL.safetensors] [--sizes 512,256] [--steps 20]
+ */
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fullsize.h"
+#include "model.h"
+#include "testutil.h"
+
+#define CHECK(x) do { if (!(x)) g_error ("%s", error->message); } while (0)
+
+typedef struct
+{
+  GArray *at;       /* gdouble: elapsed seconds at each step's end */
+} Steps;
+
+static gboolean
+on_step (const SdclProgress *p, gpointer data)
+{
+  Steps *s = data;
+  g_array_append_val (s->at, p->elapsed);
+  if (isatty (2))
+    g_printerr ("\r  step %u/%u  %.1f s", p->step, p->steps, p->elapsed);
+  return TRUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  setlocale (LC_ALL, "");
+  g_autofree gchar *sizes = g_strdup ("512,256");
+  gint steps = 20;
+  GOptionEntry entries[] = {
+    { "sizes", 0, 0, G_OPTION_ARG_STRING, &sizes, "Image sides, comma-separated", "512,256" },
+    { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Sampling steps", "20" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("[MODEL.safetensors]");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    {
+      g_printerr ("bench-pipeline: %s\n", error->message);
+      return 2;
+    }
+  const gchar *path = argc > 1 ? argv[1] : "build/sd15-random.safetensors";
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_print ("writing random SD 1.5-shaped weights to %s ...\n", path);
+      CHECK (sdcl_test_write_random_model (SDCL_SOURCE_DIR "/models/configs/sd15", path, &error));
+    }
+  g_autoptr (SdclEngine) engine = sdcl_engine_new (NULL, &error);
+  CHECK (engine);
+  CHECK (sdcl_engine_build_all (engine, &error));
+  g_print ("sdcl txt2img, %s, Euler, CFG 7.5, %d steps\n", sdcl_engine_device (engine)->name,
+           steps);
+
+  const gint64 t0 = g_get_monotonic_time ();
+  g_autoptr (SdclModel) model = sdcl_model_load (engine, path, NULL, &error);
+  CHECK (model && sdcl_engine_finish (engine, &error));
+  const gdouble load = (g_get_monotonic_time () - t0) / 1e6;
+
+  g_print ("%-6s %8s %8s %8s %13s %8s %13s %14s\n", "size", "load_s", "first_s", "step_s",
+           "vae_decode_s", "total_s", "peak_rss_GB", "device_peak_GB");
+  g_auto (GStrv) list = g_strsplit (sizes, ",", 0);
+  for (guint k = 0; list[k]; k++)
+    {
+      const guint side = (guint) atoi (list[k]);
+      SdclRequest r;
+      sdcl_request_init (&r);
+      r.prompt = "a photograph of an astronaut riding a horse";
+      r.width = r.height = side;
+      r.steps = steps;
+      r.cfg_scale = 7.5;
+      r.sampler = SDCL_SAMPLER_EULER;
+      r.seed = 1;
+      Steps s = { g_array_new (FALSE, FALSE, sizeof (gdouble)) };
+      sdcl_engine_reset_peak (engine);
+      const gint64 start = g_get_monotonic_time ();
+      g_autoptr (GPtrArray) images = sdcl_generate (model, &r, on_step, &s, &error);
+      CHECK (images);
+      const gdouble total = (g_get_monotonic_time () - start) / 1e6;
+      if (isatty (2))
+        g_printerr ("\r%40s\r", "");
+      /* step ends as the pipeline counts them, from sdcl_generate's start:
+         the first includes the prompt encoding, what follows the last is
+         the VAE decode */
+      const gdouble *at = (const gdouble *) s.at->data;
+      const guint n = s.at->len;
+      const gdouble step = n > 1 ? (at[n - 1] - at[0]) / (n - 1) : at[0];
+      g_print ("%-6u %8.1f %8.2f %8.2f %13.2f %8.1f %13.2f %14.2f\n", side, load, at[0], step,
+               total - at[n - 1], total, sdcl_test_rss_peak () / 1e9,
+               sdcl_engine_memory_peak (engine) / 1e9);
+      g_array_unref (s.at);
+    }
+  return 0;
+}

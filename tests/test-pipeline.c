@@ -1,0 +1,399 @@
+/* test-pipeline.c — sdcl_generate(): what a caller relies on, on the tiny
+ * models (tests/fixtures/models): seeds, batches, cancel, previews, bad
+ * requests, img2img at strength 0, inpainting's untouched pixels, sizes
+ * the UNet must round. The comparison with diffusers' own pipelines is in
+ * test-pipeline-reference.c.
+ */
+#include <string.h>
+#include <gio/gio.h>
+
+#include "model.h"
+#include "pipeline.h"
+#include "sdcl.h"
+#include "testutil.h"
+
+static SdclEngine *engine;
+static SdclModel *tiny;          /* 4-channel */
+static SdclModel *tiny_inpaint;  /* 9-channel */
+
+#define W 64
+#define H 96
+
+static void
+base_request (SdclRequest *r)
+{
+  sdcl_request_init (r);
+  r->prompt = "a red square on a blue field";
+  r->negative_prompt = "blurry";
+  r->width = W;
+  r->height = H;
+  r->steps = 4;
+  r->seed = 1234;
+  r->sampler = SDCL_SAMPLER_EULER;
+}
+
+/* a picture with structure: gradients and a disc */
+static guint8 *
+test_picture (void)
+{
+  guint8 *p = g_new (guint8, W * H * 3);
+  for (guint y = 0; y < H; y++)
+    for (guint x = 0; x < W; x++)
+      {
+        const gboolean disc = (x - 30) * (x - 30) + (y - 50) * (y - 50) < 300;
+        p[3 * (y * W + x) + 0] = disc ? 230 : (guint8) (x * 4);
+        p[3 * (y * W + x) + 1] = disc ? 40 : (guint8) (y * 2);
+        p[3 * (y * W + x) + 2] = (guint8) ((x + y) & 0xff);
+      }
+  return p;
+}
+
+/* a soft-edged box: 255 inside, a ramp of 6 pixels, 0 outside */
+static guint8 *
+test_mask (gboolean empty)
+{
+  guint8 *m = g_new0 (guint8, W * H);
+  for (guint y = 0; y < H && !empty; y++)
+    for (guint x = 0; x < W; x++)
+      {
+        const gint dx = MAX (MAX (13 - (gint) x, (gint) x - 45), 0);
+        const gint dy = MAX (MAX (21 - (gint) y, (gint) y - 70), 0);
+        const gint d = MAX (dx, dy);
+        m[y * W + x] = d == 0 ? 255 : d < 6 ? (guint8) (255 - d * 42) : 0;
+      }
+  return m;
+}
+
+static GPtrArray *
+generate (SdclModel *model, const SdclRequest *r)
+{
+  g_autoptr (GError) error = NULL;
+  GPtrArray *images = sdcl_generate (model, r, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (images);
+  return images;
+}
+
+static SdclImage *
+image (GPtrArray *a, guint i)
+{
+  return a->pdata[i];
+}
+
+static gboolean
+same_pixels (const SdclImage *a, const SdclImage *b)
+{
+  return a->width == b->width && a->height == b->height
+         && memcmp (a->pixels, b->pixels, (gsize) a->width * a->height * 3) == 0;
+}
+
+static void
+test_seeds_and_batches (void)
+{
+  SdclRequest r;
+  base_request (&r);
+  r.sampler = SDCL_SAMPLER_EULER_A;     /* draws noise every step too */
+  r.batch_count = 3;
+  g_autoptr (GPtrArray) batch = generate (tiny, &r);
+  g_assert_cmpuint (batch->len, ==, 3);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_assert_cmpuint (image (batch, i)->seed, ==, 1234 + i);
+      g_assert_cmpuint (image (batch, i)->width, ==, W);
+      g_assert_cmpuint (image (batch, i)->height, ==, H);
+    }
+  g_assert_false (same_pixels (image (batch, 0), image (batch, 1)));
+
+  /* the second image of a batch is the image of its seed alone */
+  r.batch_count = 1;
+  r.seed = 1235;
+  g_autoptr (GPtrArray) one = generate (tiny, &r);
+  g_assert_true (same_pixels (image (one, 0), image (batch, 1)));
+
+  /* a random seed is reported, and reproduces the image */
+  r.seed = -1;
+  g_autoptr (GPtrArray) rnd = generate (tiny, &r);
+  r.seed = image (rnd, 0)->seed;
+  g_autoptr (GPtrArray) again = generate (tiny, &r);
+  g_assert_true (same_pixels (image (rnd, 0), image (again, 0)));
+
+  /* the parameters say what was done */
+  const gchar *p = image (batch, 2)->parameters;
+  g_assert_true (g_str_has_prefix (p, "a red square on a blue field\nNegative prompt: blurry\n"));
+  g_assert_nonnull (strstr (p, "Steps: 4, Sampler: Euler a, CFG scale: 7.5, Seed: 1236, "
+                               "Size: 64x96, Model: tiny-sd,"));
+}
+
+typedef struct
+{
+  guint calls, cancel_at, last_step, steps;
+  gboolean preview_ok;
+} Progress;
+
+static gboolean
+on_progress (const SdclProgress *p, gpointer data)
+{
+  Progress *pr = data;
+  pr->calls++;
+  if (p->step == 1)
+    pr->last_step = 0;      /* the next image of the batch */
+  g_assert_cmpuint (p->step, ==, pr->last_step + 1);
+  pr->last_step = p->step;
+  pr->steps = p->steps;
+  if (p->preview)
+    {
+      /* the longest side is the asked size (or the image's), the aspect kept */
+      pr->preview_ok = p->preview_height == 48 && p->preview_width == 32;
+      guint64 sum = 0;
+      for (guint i = 0; i < p->preview_width * p->preview_height * 3; i++)
+        sum += p->preview[i];
+      pr->preview_ok = pr->preview_ok && sum > 0;
+    }
+  return pr->calls != pr->cancel_at;
+}
+
+static void
+test_progress_and_cancel (void)
+{
+  SdclRequest r;
+  base_request (&r);
+  r.steps = 5;
+  r.preview_size = 48;
+  Progress pr = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) images = sdcl_generate (tiny, &r, on_progress, &pr, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (pr.calls, ==, 5);
+  g_assert_cmpuint (pr.steps, ==, 5);
+  g_assert_true (pr.preview_ok);
+
+  /* cancel at step 2 of the second image: nothing comes back */
+  r.batch_count = 2;
+  Progress stop = { .cancel_at = 7 };
+  g_autoptr (GPtrArray) none = sdcl_generate (tiny, &r, on_progress, &stop, &error);
+  g_assert_null (none);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpuint (stop.calls, ==, 7);
+}
+
+static void
+expect_error (SdclModel *model, const SdclRequest *r, GQuark domain, gint code,
+              const gchar *words)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) images = sdcl_generate (model, r, NULL, NULL, &error);
+  g_assert_null (images);
+  g_assert_error (error, domain, code);
+  if (!strstr (error->message, words))
+    g_error ("message \"%s\" does not say \"%s\"", error->message, words);
+}
+
+static void
+test_bad_requests (void)
+{
+  SdclRequest r;
+  g_autofree guint8 *pic = test_picture ();
+  g_autofree guint8 *empty = test_mask (TRUE);
+
+  base_request (&r);
+  r.width = 60;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_SIZE, "multiples of 8");
+  base_request (&r);
+  r.steps = 0;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID, "steps");
+  base_request (&r);
+  r.seed = G_MAXUINT32 + 1LL;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID, "seed");
+  base_request (&r);
+  r.cfg_scale = -1;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID, "CFG");
+  base_request (&r);
+  r.sampler = SDCL_SAMPLER_DDIM;
+  r.schedule = SDCL_SCHEDULE_KARRAS;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID, "Karras");
+  base_request (&r);
+  r.sampler = SDCL_SAMPLER_LCM;
+  r.steps = 51;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID, "LCM");
+  base_request (&r);
+  r.prompt = "\xff\xfe";
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID, "UTF-8");
+
+  base_request (&r);
+  r.mode = SDCL_MODE_IMG2IMG;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID, "init image");
+  /* an init image of another size: both sizes named */
+  r.init_image = pic;
+  r.init_width = H;
+  r.init_height = W;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_SIZE, "96x64");
+  r.init_width = W;
+  r.init_height = H;
+  r.strength = 1.5;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID, "strength");
+
+  base_request (&r);
+  r.mode = SDCL_MODE_INPAINT;
+  r.init_image = pic;
+  r.init_width = W;
+  r.init_height = H;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID, "mask");
+  r.mask = empty;
+  expect_error (tiny, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_EMPTY_MASK, "empty");
+  expect_error (tiny_inpaint, &r, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_EMPTY_MASK, "empty");
+}
+
+static void
+test_img2img_strength_zero (void)
+{
+  SdclRequest r;
+  base_request (&r);
+  g_autofree guint8 *pic = test_picture ();
+  r.mode = SDCL_MODE_IMG2IMG;
+  r.init_image = pic;
+  r.init_width = W;
+  r.init_height = H;
+  r.width = r.height = 0;    /* the init image's size */
+  r.strength = 0;
+  g_autoptr (GPtrArray) same = generate (tiny, &r);
+  g_assert_cmpmem (image (same, 0)->pixels, W * H * 3, pic, W * H * 3);
+  g_assert_nonnull (strstr (image (same, 0)->parameters, "Denoising strength: 0,"));
+
+  r.strength = 0.5;
+  g_autoptr (GPtrArray) changed = generate (tiny, &r);
+  g_assert_true (memcmp (image (changed, 0)->pixels, pic, W * H * 3) != 0);
+}
+
+/* Inpainting keeps every pixel the mask leaves out, with both kinds of
+ * model, and blends the soft edge. */
+static void
+check_inpaint (SdclModel *model, gdouble strength)
+{
+  SdclRequest r;
+  base_request (&r);
+  g_autofree guint8 *pic = test_picture ();
+  g_autofree guint8 *mask = test_mask (FALSE);
+  r.mode = SDCL_MODE_INPAINT;
+  r.init_image = pic;
+  r.init_width = W;
+  r.init_height = H;
+  r.mask = mask;
+  r.strength = strength;
+  g_autoptr (GPtrArray) out = generate (model, &r);
+  const guint8 *px = image (out, 0)->pixels;
+  guint changed_inside = 0, inside = 0;
+  for (guint i = 0; i < W * H; i++)
+    {
+      if (mask[i] == 0)
+        for (guint c = 0; c < 3; c++)
+          g_assert_cmpuint (px[3 * i + c], ==, pic[3 * i + c]);
+      if (mask[i] == 255)
+        {
+          inside++;
+          changed_inside += memcmp (px + 3 * i, pic + 3 * i, 3) != 0;
+        }
+    }
+  g_assert_cmpuint (changed_inside, >, inside / 2);
+}
+
+static void
+test_inpaint_keeps_outside (void)
+{
+  check_inpaint (tiny, 1.0);
+  check_inpaint (tiny, 0.75);
+  check_inpaint (tiny_inpaint, 1.0);
+  check_inpaint (tiny_inpaint, 0.6);
+}
+
+static void
+test_inpaint_full_mask (void)
+{
+  SdclRequest r;
+  base_request (&r);
+  g_autofree guint8 *pic = test_picture ();
+  g_autofree guint8 *mask = g_malloc (W * H);
+  memset (mask, 255, W * H);
+  r.mode = SDCL_MODE_INPAINT;
+  r.init_image = pic;
+  r.init_width = W;
+  r.init_height = H;
+  r.mask = mask;
+  r.strength = 1.0;
+  g_autoptr (GPtrArray) out = generate (tiny_inpaint, &r);
+  g_assert_cmpuint (image (out, 0)->width, ==, W);
+  /* txt2img with the same model works too (all mask, grey masked image) */
+  base_request (&r);
+  g_autoptr (GPtrArray) t2i = generate (tiny_inpaint, &r);
+  g_assert_cmpuint (t2i->len, ==, 1);
+}
+
+/* Sizes that are multiples of 8 but not of the UNet's 4 (latent 9 x 11):
+ * the UNet rounds up on the way down and meets the skips on the way up. */
+static void
+test_odd_latent_size (void)
+{
+  SdclRequest r;
+  base_request (&r);
+  r.width = 72;
+  r.height = 88;
+  r.steps = 2;
+  SdclTrace trace = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) out = sdcl_generate_traced (tiny, &r, NULL, NULL, &trace, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (image (out, 0)->width, ==, 72);
+  g_assert_cmpuint (image (out, 0)->height, ==, 88);
+  g_assert_cmpuint (trace.latent_width, ==, 9);
+  g_assert_cmpuint (trace.latent_height, ==, 11);
+  g_assert_cmpuint (trace.step_latents->len, ==, 2 * 9 * 11 * 4);
+  sdcl_trace_clear (&trace);
+}
+
+static void
+test_sampler_names (void)
+{
+  SdclSampler s;
+  SdclSchedule k;
+  g_assert_true (sdcl_sampler_from_name ("DPM++ 2M Karras", &s, &k, NULL));
+  g_assert_cmpint (s, ==, SDCL_SAMPLER_DPMPP_2M);
+  g_assert_cmpint (k, ==, SDCL_SCHEDULE_KARRAS);
+  g_assert_true (sdcl_sampler_from_name ("euler_a", &s, &k, NULL));
+  g_assert_cmpint (s, ==, SDCL_SAMPLER_EULER_A);
+  g_assert_cmpint (k, ==, SDCL_SCHEDULE_DEFAULT);
+  g_assert_cmpstr (sdcl_sampler_name (SDCL_SAMPLER_DPMPP_2M, SDCL_SCHEDULE_KARRAS), ==,
+                   "dpmpp_2m_karras");
+  g_assert_cmpstr (sdcl_sampler_display_name (SDCL_SAMPLER_EULER_A), ==, "Euler a");
+  g_autoptr (GError) error = NULL;
+  g_assert_false (sdcl_sampler_from_name ("heun", &s, &k, &error));
+  g_assert_error (error, SDCL_REQUEST_ERROR, SDCL_REQUEST_ERROR_INVALID);
+  g_assert_nonnull (strstr (error->message, "dpmpp_2m_karras"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_autoptr (GError) error = NULL;
+  engine = sdcl_engine_new (NULL, &error);
+  g_assert_no_error (error);
+  g_autofree gchar *p4 = sdcl_test_fixture ("models/tiny-sd.safetensors");
+  g_autofree gchar *p9 = sdcl_test_fixture ("models/tiny-sd-inpaint.safetensors");
+  tiny = sdcl_model_load (engine, p4, NULL, &error);
+  g_assert_no_error (error);
+  tiny_inpaint = sdcl_model_load (engine, p9, NULL, &error);
+  g_assert_no_error (error);
+
+  g_test_add_func ("/pipeline/sampler-names", test_sampler_names);
+  g_test_add_func ("/pipeline/seeds-and-batches", test_seeds_and_batches);
+  g_test_add_func ("/pipeline/progress-and-cancel", test_progress_and_cancel);
+  g_test_add_func ("/pipeline/bad-requests", test_bad_requests);
+  g_test_add_func ("/pipeline/img2img-strength-zero", test_img2img_strength_zero);
+  g_test_add_func ("/pipeline/inpaint-keeps-outside", test_inpaint_keeps_outside);
+  g_test_add_func ("/pipeline/inpaint-full-mask", test_inpaint_full_mask);
+  g_test_add_func ("/pipeline/odd-latent-size", test_odd_latent_size);
+  const int status = g_test_run ();
+  sdcl_model_free (tiny);
+  sdcl_model_free (tiny_inpaint);
+  sdcl_engine_free (engine);
+  return status;
+}
