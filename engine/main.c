@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "sdcl.h"
+#include "cli.h"
 
 static int
 cmd_devices (void)
@@ -138,21 +138,35 @@ usage (void)
 {
   g_printerr ("usage: sdcl COMMAND [OPTIONS]\n\n"
               "commands:\n"
+              "  generate   make images from a prompt (--model MODEL --prompt TEXT -o OUT.png)\n"
+              "  img2img    redraw an image after a prompt (... --init IMAGE)\n"
+              "  inpaint    repaint the white part of a mask (... --init IMAGE --mask MASK)\n"
               "  devices    list OpenCL platforms and devices\n"
               "  info       what a model file holds: kind, parts, sizes (sdcl info MODEL)\n"
-              "  demo       render a picture with the engine's kernels (-o FILE.png)\n");
+              "  demo       render a picture with the engine's kernels (-o FILE.png)\n\n"
+              "sdcl COMMAND --help lists a command's options.\n");
 }
 
 int
 main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
-  if (argc >= 2 && g_str_equal (argv[1], "devices"))
+  const gchar *command = argc >= 2 ? argv[1] : "";
+  if (g_str_equal (command, "generate"))
+    return sdcl_cli_generate (SDCL_MODE_TXT2IMG, argc - 1, argv + 1);
+  if (g_str_equal (command, "img2img"))
+    return sdcl_cli_generate (SDCL_MODE_IMG2IMG, argc - 1, argv + 1);
+  if (g_str_equal (command, "inpaint"))
+    return sdcl_cli_generate (SDCL_MODE_INPAINT, argc - 1, argv + 1);
+  if (g_str_equal (command, "devices"))
     return cmd_devices ();
-  if (argc >= 2 && g_str_equal (argv[1], "info"))
+  if (g_str_equal (command, "info"))
     return cmd_info (argc - 1, argv + 1);
-  if (argc >= 2 && g_str_equal (argv[1], "demo"))
+  if (g_str_equal (command, "demo"))
     return cmd_demo (argc - 1, argv + 1);
+  const gboolean asked = g_str_equal (command, "help") || g_str_equal (command, "--help");
+  if (*command && !asked)
+    g_printerr ("sdcl: unknown command \"%s\"\n", command);
   usage ();
-  return 2;
+  return asked ? 0 : 2;
 }
