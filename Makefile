@@ -6,7 +6,14 @@
 #   make test         every test suite but `fullsize`; make test SUITE=engine for one
 #                     (SUITE=fullsize: SD 1.5-sized random weights against diffusers)
 #   make test-asan    the engine, models and pipeline suites under AddressSanitizer + UBSan (build-asan/)
-#   make demo         an engine demo that writes a PNG you can look at
+#   make install      the GIMP 3 plug-in (engine linked in), the shipped model and the
+#                     script-fu batch into your GIMP profile ($$GIMP3_DIRECTORY, else
+#                     ~/.config/GIMP/3.0; where the host has no GIMP 3, the build root's):
+#                     Filters > Generative at GIMP's next start (tools/install-plugin)
+#   make demo         real GIMP 3, headless: opens plugin/sample.png, runs generate and
+#                     inpaint (an elliptical selection), writes $(BUILD)/demo/demo-*.png
+#   make demo-engine  the engine's kernel demo: $(BUILD)/demo.png
+#   make screenshot   the plug-in's dialog in GIMP under Xvfb: docs/dialog-inpaint.png
 #   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm; full-size
 #                     text encoder, UNet and VAE on random SD 1.5 weights (made once);
 #                     then `bench-peer` on the host
@@ -27,7 +34,7 @@ PEER_PYTHON ?= $(HOME)/.cache/sdcl-venv/bin/python
 
 NATIVE := $(shell pkg-config --exists gimp-3.0 2>/dev/null && echo yes)
 
-.PHONY: all test test-asan demo bench bench-engine bench-peer clean setup
+.PHONY: all test test-asan install demo demo-engine screenshot bench bench-engine bench-peer clean setup
 
 ifeq ($(NATIVE),yes)
 
@@ -51,8 +58,17 @@ test-asan:
 	  meson test -C $(ASAN_BUILD) --print-errorlogs --suite engine --suite models --suite pipeline --timeout-multiplier 3 ; \
 	  status=$$?; tools/test-summary $(ASAN_BUILD); exit $$status
 
+install: all
+	tools/install-plugin --build $(BUILD)
+
 demo: all
+	tools/gimp-demo --build $(BUILD)
+
+demo-engine: all
 	./$(BUILD)/engine/sdcl demo -o $(BUILD)/demo.png
+
+screenshot: all
+	tools/dialog-screenshot --build $(BUILD) --procedure inpaint
 
 bench-engine: all
 	./$(BUILD)/tests/bench-ops
@@ -64,7 +80,7 @@ clean:
 else
 
 # Not native: run the same target inside the Debian 13 root.
-all test test-asan demo bench-engine clean:
+all test test-asan install demo demo-engine screenshot bench-engine clean:
 	tools/sdcl-root make $@ BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) SUITE=$(SUITE) \
 	  MESON_OPTS='$(MESON_OPTS)'
 
