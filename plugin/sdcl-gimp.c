@@ -442,6 +442,27 @@ job_read_mask (Job *job)
                                            job->model_w, job->model_h);
 }
 
+/* What must hold before there is any point in a dialog: a layer to work
+ * on, and for inpainting a selection. */
+static gboolean
+job_check_image (Job *job, GError **error)
+{
+  if (job->mode != SDCL_MODE_TXT2IMG && ! job->drawable)
+    {
+      g_set_error_literal (error, SDCL_PLUGIN_ERROR, SDCL_PLUGIN_ERROR_DRAWABLE,
+                           _("Select one layer to work on."));
+      return FALSE;
+    }
+  if (job->mode == SDCL_MODE_INPAINT && gimp_selection_is_empty (job->image))
+    {
+      g_set_error_literal (error, SDCL_PLUGIN_ERROR, SDCL_PLUGIN_ERROR_EMPTY_SELECTION,
+                           _("Nothing is selected. Inpainting repaints the selection: "
+                             "select the part of the image to repaint first."));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Where the new layer goes and what the engine sees; nothing in the image
  * changes. */
 static gboolean
@@ -455,20 +476,6 @@ job_prepare (Job *job, GError **error)
 
   gimp_selection_bounds (job->image, &non_empty, &x1, &y1, &x2, &y2);
   selection = (SdclRect) { x1, y1, x2 - x1, y2 - y1 };
-
-  if (job->mode == SDCL_MODE_INPAINT && ! non_empty)
-    {
-      g_set_error_literal (error, SDCL_PLUGIN_ERROR, SDCL_PLUGIN_ERROR_EMPTY_SELECTION,
-                           _("Nothing is selected. Inpainting repaints the selection: "
-                             "select the part of the image to repaint first."));
-      return FALSE;
-    }
-  if (job->mode != SDCL_MODE_TXT2IMG && ! job->drawable)
-    {
-      g_set_error_literal (error, SDCL_PLUGIN_ERROR, SDCL_PLUGIN_ERROR_DRAWABLE,
-                           _("Select one layer to work on."));
-      return FALSE;
-    }
 
   if (! job_choose_model (job, error))
     return FALSE;
@@ -743,6 +750,9 @@ sdcl_gimp_run (GimpProcedure        *procedure,
         }
       job.drawable = drawables[0];
     }
+
+  if (! job_check_image (&job, &error))
+    return gimp_procedure_new_return_values (procedure, GIMP_PDB_EXECUTION_ERROR, error);
 
   if (run_mode == GIMP_RUN_INTERACTIVE)
     {

@@ -255,6 +255,22 @@ def test_img2img():
         others_unchanged(img, before, 'img2img of a selection')
     img.delete()
 
+    # a grey image gets a grey layer
+    img = Gimp.Image.new(64, 48, Gimp.ImageBaseType.GRAY)
+    grey = Gimp.Layer.new(img, 'grey', 64, 48, Gimp.ImageType.GRAYA_IMAGE, 100,
+                          Gimp.LayerMode.NORMAL)
+    img.insert_layer(grey, None, 0)
+    set_pixels(grey, pattern(64, 48, 2))
+    before = snapshot(img)
+    status, values, error = call('plug-in-sdcl-img2img', img, [grey], prompt='snow', steps=2,
+                                 seed=1, model=TINY)
+    check(status == SUCCESS, 'img2img of a grey image succeeds', f'{status}: {error}')
+    if status == SUCCESS:
+        check(values[0].type() == Gimp.ImageType.GRAYA_IMAGE, 'its new layer is grey',
+              f'type {values[0].type()}')
+        others_unchanged(img, before, 'img2img of a grey image')
+    img.delete()
+
 
 # ---- inpaint --------------------------------------------------------------------------------
 
@@ -346,6 +362,15 @@ def test_failure():
                  prompt='x', steps=1, model=TINY)
     failure_case('a pickle instead of a model', 'plug-in-sdcl-img2img', img, [bg], '.ckpt',
                  prompt='x', steps=1, model=os.path.join(MODELS, 'not-a-model.ckpt'))
+    # What GIMP does when the user cancels from the progress bar: it ends the
+    # plug-in's process. run-gimp-test kills it once this flag is there.
+    before = snapshot(img)
+    open(os.path.join(OUT, 'kill-plug-in'), 'w').close()
+    status, values, error = call('plug-in-sdcl-generate', img, [bg], prompt='x', steps=150,
+                                 width=512, height=512, model=TINY)
+    check(os.path.exists(os.path.join(OUT, 'killed')), 'cancel: the plug-in was ended mid-run')
+    check(status != SUCCESS, 'cancel: the call fails', f'status {status}')
+    check(snapshot(img) == before, 'cancel: the layers are unchanged')
     if os.environ.get('SDCL_DEVICE'):
         results.append((True, 'no OpenCL device # SKIP SDCL_DEVICE is set', ''))
     else:
