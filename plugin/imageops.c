@@ -14,7 +14,7 @@
 
 void
 sdcl_mask_settings_resolve (SdclMaskSettings *s, const SdclRect *sel, gint image_w,
-                            gint image_h, guint model_side)
+                            gint image_h)
 {
   if (s->grow < 0)
     s->grow = 0;

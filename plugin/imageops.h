@@ -25,10 +25,10 @@ typedef struct
   gint padding;                      /* context around the mask, each side */
 } SdclMaskSettings;
 
-/* Resolves automatic feather and padding for a selection in an image of
- * image_w x image_h (model_side: the model's native size in pixels). */
+/* Resolves an automatic feather for a selection in an image of
+ * image_w x image_h (automatic padding is sdcl_region_around's). */
 void     sdcl_mask_settings_resolve (SdclMaskSettings *settings, const SdclRect *selection,
-                                     gint image_w, gint image_h, guint model_side);
+                                     gint image_w, gint image_h);
 
 /* The part of `bounds` the model works on: the selection grown by what the
  * mask reaches (grow + feather), padded, made square-ish and at least

@@ -443,10 +443,18 @@ job_read_mask (Job *job)
 }
 
 /* What must hold before there is any point in a dialog: a layer to work
- * on, and for inpainting a selection. */
+ * on, for inpainting a selection, and no floating selection (GIMP adds no
+ * layer while there is one). */
 static gboolean
 job_check_image (Job *job, GError **error)
 {
+  if (gimp_image_get_floating_sel (job->image))
+    {
+      g_set_error_literal (error, SDCL_PLUGIN_ERROR, SDCL_PLUGIN_ERROR_DRAWABLE,
+                           _("The image has a floating selection: anchor it, or make it a "
+                             "new layer, first."));
+      return FALSE;
+    }
   if (job->mode != SDCL_MODE_TXT2IMG && ! job->drawable)
     {
       g_set_error_literal (error, SDCL_PLUGIN_ERROR, SDCL_PLUGIN_ERROR_DRAWABLE,
@@ -520,8 +528,7 @@ job_prepare (Job *job, GError **error)
     }
 
   if (non_empty)
-    sdcl_mask_settings_resolve (&job->mask_settings, &selection, image_w, image_h,
-                                job->native_size);
+    sdcl_mask_settings_resolve (&job->mask_settings, &selection, image_w, image_h);
   if (! sdcl_region_around (non_empty ? &selection : NULL, &bounds, &job->mask_settings,
                             job->auto_padding, job->native_size, &job->region))
     {

@@ -362,6 +362,15 @@ def test_failure():
                  prompt='x', steps=1, model=TINY)
     failure_case('a pickle instead of a model', 'plug-in-sdcl-img2img', img, [bg], '.ckpt',
                  prompt='x', steps=1, model=os.path.join(MODELS, 'not-a-model.ckpt'))
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, 10, 10, 20, 20)
+    Gimp.edit_copy([bg])
+    floating = Gimp.edit_paste(bg, False)
+    check(img.get_floating_sel() is not None, 'a floating selection is made for the next check')
+    failure_case('a floating selection', 'plug-in-sdcl-generate', img, [bg], 'floating selection',
+                 prompt='x', steps=1, model=TINY)
+    Gimp.floating_sel_anchor(floating[0])
+    Gimp.Selection.none(img)
+
     # What GIMP does when the user cancels from the progress bar: it ends the
     # plug-in's process. run-gimp-test kills it once this flag is there.
     before = snapshot(img)

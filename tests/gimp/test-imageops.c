@@ -64,13 +64,13 @@ test_region (void)
   /* automatic feather: a tenth of the diagonal, 32 px floor on large images */
   SdclMaskSettings a = { 2, -1, -1 };
   const SdclRect big = { 0, 0, 600, 800 };
-  sdcl_mask_settings_resolve (&a, &big, 2000, 2000, 512);
+  sdcl_mask_settings_resolve (&a, &big, 2000, 2000);
   g_assert_cmpint (a.feather, ==, 100);
   a.feather = -1;
-  sdcl_mask_settings_resolve (&a, &sel, 2000, 2000, 512);
+  sdcl_mask_settings_resolve (&a, &sel, 2000, 2000);
   g_assert_cmpint (a.feather, ==, 32);
   a.feather = -1;
-  sdcl_mask_settings_resolve (&a, &sel, 160, 120, 64);
+  sdcl_mask_settings_resolve (&a, &sel, 160, 120);
   g_assert_cmpint (a.feather, ==, 7);
 }
 
