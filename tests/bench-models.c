@@ -38,11 +38,11 @@ seeded_tensor (guint32 seed, gint64 w, gint64 h, gint64 c, gint64 n)
   g_autofree gfloat *v = sdcl_test_seeded (seed, w * h * c * n, 1.0f, 0.0f);
   SdclTensor *t = sdcl_tensor_new_4d (engine, SDCL_DTYPE_F32, w, h, c, n, &error);
   if (!t || !sdcl_tensor_write_f32 (t, v, &error))
-    g_error ("%s", error->message);
+    sdcl_test_fail ("%s", error->message);
   return t;
 }
 
-#define CHECK(x) do { if (!(x)) g_error ("%s", error->message); } while (0)
+#define CHECK(x) do { if (!(x)) sdcl_test_fail ("%s", error->message); } while (0)
 
 int
 main (int argc, char **argv)

@@ -15,7 +15,7 @@
 #include "model.h"
 #include "testutil.h"
 
-#define CHECK(x) do { if (!(x)) g_error ("%s", error->message); } while (0)
+#define CHECK(x) do { if (!(x)) sdcl_test_fail ("%s", error->message); } while (0)
 
 typedef struct
 {

@@ -80,8 +80,8 @@ expect (const Result *r, gint status, const gchar * const *needles)
   for (guint i = 0; needles && needles[i]; i++)
     ok = ok && strstr (r->err, needles[i]) != NULL;
   if (!ok)
-    g_error ("expected exit %d and stderr containing the given text; got exit %d\n"
-             "--- stderr:\n%s--- stdout:\n%s", status, r->status, r->err, r->out);
+    sdcl_test_fail ("expected exit %d and stderr containing the given text; got exit %d\n"
+                    "--- stderr:\n%s--- stdout:\n%s", status, r->status, r->err, r->out);
 }
 
 #define expect_err(r, status, ...) expect (r, status, (const gchar *[]) { __VA_ARGS__, NULL })
@@ -224,7 +224,7 @@ test_sampler_help (void)
   for (const gchar *const *n = (const gchar *[]) { "euler_a", "dpmpp_2m_karras", "ddim", "lcm",
                                                    "DPM++ 2M Karras", NULL }; *n; n++)
     if (!strstr (r->out, *n))
-      g_error ("--sampler help does not list %s:\n%s", *n, r->out);
+      sdcl_test_fail ("--sampler help does not list %s:\n%s", *n, r->out);
 }
 
 /* ---- model and file errors: exit 1, a message, no file ------------------- */
@@ -306,7 +306,7 @@ check_png (const gchar *path, guint width, guint height, const gchar * const *ne
   g_autoptr (GHashTable) text = NULL;
   g_autoptr (GError) error = NULL;
   if (!sdcl_test_png_info (path, &w, &h, &type, &text, &error))
-    g_error ("%s", error->message);
+    sdcl_test_fail ("%s", error->message);
   g_assert_cmpuint (w, ==, width);
   g_assert_cmpuint (h, ==, height);
   const gchar *parameters = g_hash_table_lookup (text, "parameters");
@@ -314,10 +314,10 @@ check_png (const gchar *path, guint width, guint height, const gchar * const *ne
   g_assert_nonnull (software);
   g_assert_true (g_str_has_prefix (software, "sdcl "));
   if (!parameters)
-    g_error ("%s has no parameters chunk", path);
+    sdcl_test_fail ("%s has no parameters chunk", path);
   for (guint i = 0; needles[i]; i++)
     if (!strstr (parameters, needles[i]))
-      g_error ("%s: parameters lack \"%s\":\n%s", path, needles[i], parameters);
+      sdcl_test_fail ("%s: parameters lack \"%s\":\n%s", path, needles[i], parameters);
   return g_strdup (parameters);
 }
 
@@ -414,7 +414,7 @@ test_cancel (void)
   g_subprocess_wait (p, NULL, &error);
   g_assert_no_error (error);
   if (exit_status (p) != 1 || !strstr (seen->str, "sdcl generate: cancelled"))
-    g_error ("expected exit 1 and \"cancelled\", got exit %d:\n%s", exit_status (p), seen->str);
+    sdcl_test_fail ("expected exit 1 and \"cancelled\", got exit %d:\n%s", exit_status (p), seen->str);
   g_assert_null (strstr (seen->str, "step 1000/1000"));
   g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
 }

@@ -425,7 +425,7 @@ test_name_table (void)
       const gchar *name = sdcl_safetensors_nth (st, i)->name;
       g_autofree gchar *e = sdcl_name_from_original (tt, name);
       if (!e)
-        g_error ("%s maps to no engine name", name);
+        sdcl_test_fail ("%s maps to no engine name", name);
       g_assert_false (g_hash_table_contains (seen, e));
       g_autofree gchar *back = sdcl_name_to_original (tt, e);
       g_assert_cmpstr (back, ==, name);
@@ -522,7 +522,7 @@ expect_refusal (const gchar *name, const gchar *vae, GQuark domain, gint code, c
   g_assert_error (error, domain, code);
   g_test_message ("%s: %s", name, error->message);
   if (!strstr (error->message, needle))
-    g_error ("the message for %s does not mention \"%s\": %s", name, needle, error->message);
+    sdcl_test_fail ("the message for %s does not mention \"%s\": %s", name, needle, error->message);
   /* loading refuses the same way, and before touching the device */
   g_clear_error (&error);
   const guint64 before = sdcl_engine_memory_in_use (engine);
@@ -608,7 +608,7 @@ expect_edit_refused (const gchar *target, EditFunc edit, gint code, const gchar 
   g_assert_cmpuint (sdcl_engine_memory_in_use (engine), ==, before);
   g_test_message ("%s", error->message);
   if (!strstr (error->message, needle))
-    g_error ("the message does not mention \"%s\": %s", needle, error->message);
+    sdcl_test_fail ("the message does not mention \"%s\": %s", needle, error->message);
   g_unlink (path);
   g_rmdir (dir);
 }

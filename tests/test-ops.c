@@ -30,8 +30,8 @@ fixture (SdclSafetensors *st, const gchar *name, gint64 ne[4])
   g_autoptr (GError) error = NULL;
   const SdclSafetensorsEntry *e = sdcl_safetensors_get (st, name);
   if (!e)
-    g_error ("fixture tensor '%s' is missing; regenerate with tests/reference/make_op_fixtures.py",
-             name);
+    sdcl_test_fail ("fixture tensor '%s' is missing; regenerate with tests/reference/make_op_fixtures.py",
+                    name);
   g_assert_cmpint (e->n_dims, <=, 4);
   for (int i = 0; i < 4; i++)
     ne[i] = i < (int) e->n_dims ? e->shape[e->n_dims - 1 - i] : 1;
@@ -77,10 +77,10 @@ check_out (const gchar *c, SdclTensor *got, gdouble tol_rel, gdouble tol_nmse)
   g_autofree gfloat *want = fixture (small, name, ne);
   g_assert_nonnull (got);
   if (memcmp (ne, got->ne, sizeof ne) != 0)
-    g_error ("%s: expected shape [%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
-             " %" G_GINT64_FORMAT "], got [%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
-             G_GINT64_FORMAT " %" G_GINT64_FORMAT "]", c, ne[0], ne[1], ne[2], ne[3],
-             got->ne[0], got->ne[1], got->ne[2], got->ne[3]);
+    sdcl_test_fail ("%s: expected shape [%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
+                    " %" G_GINT64_FORMAT "], got [%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
+                    G_GINT64_FORMAT " %" G_GINT64_FORMAT "]", c, ne[0], ne[1], ne[2], ne[3],
+                    got->ne[0], got->ne[1], got->ne[2], got->ne[3]);
   g_autofree gfloat *v = sdcl_tensor_read_f32 (got, &error);
   g_assert_no_error (error);
   sdcl_test_assert_close (c, v, want, sdcl_tensor_numel (got), tol_rel, tol_nmse);

@@ -185,7 +185,7 @@ expect_error (SdclModel *model, const SdclRequest *r, GQuark domain, gint code,
   g_assert_null (images);
   g_assert_error (error, domain, code);
   if (!strstr (error->message, words))
-    g_error ("message \"%s\" does not say \"%s\"", error->message, words);
+    sdcl_test_fail ("message \"%s\" does not say \"%s\"", error->message, words);
 }
 
 static void

@@ -77,8 +77,8 @@ test_mt19937_torch (void)
           want = GUINT32_FROM_LE (want);
           const guint32 got = sdcl_rng_random (rng);
           if (got != want)
-            g_error ("%s (seed %s): output %" G_GINT64_FORMAT " is %u, torch gives %u", name,
-                     json_object_get_string_member (c, "seed"), k, got, want);
+            sdcl_test_fail ("%s (seed %s): output %" G_GINT64_FORMAT " is %u, torch gives %u", name,
+                            json_object_get_string_member (c, "seed"), k, got, want);
         }
       n_cases++;
     }
@@ -211,7 +211,7 @@ test_consumption (void)
       /* a raw draw in between (torch.randint on the same generator) */
       const guint32 a = sdcl_rng_random (rng), b = sdcl_rng_random (twin);
       if (a != b)
-        g_error ("randn(%" G_GSIZE_FORMAT ") (call %u) should take %u raw outputs", sizes[k], k + 1, draws);
+        sdcl_test_fail ("randn(%" G_GSIZE_FORMAT ") (call %u) should take %u raw outputs", sizes[k], k + 1, draws);
     }
 }
 

@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tensor.h"
@@ -68,8 +69,8 @@ sdcl_test_assert_close (const gchar *what, const gfloat *got, const gfloat *want
   g_test_message ("%s: max abs error %.3g (%.3g of the reference's max %.3g), nmse %.3g",
                   what, e.max_abs, rel, e.ref_max, e.nmse);
   if (!(rel <= tol_rel && e.nmse <= tol_nmse))
-    g_error ("%s: expected max abs error <= %.3g of the reference's max and nmse <= %.3g, "
-             "got %.3g (abs %.3g) and nmse %.3g", what, tol_rel, tol_nmse, rel, e.max_abs, e.nmse);
+    sdcl_test_fail ("%s: expected max abs error <= %.3g of the reference's max and nmse <= %.3g, "
+                    "got %.3g (abs %.3g) and nmse %.3g", what, tol_rel, tol_nmse, rel, e.max_abs, e.nmse);
 }
 
 gchar *
@@ -86,4 +87,15 @@ sdcl_test_rss_peak (void)
     return 0;
   const gchar *p = strstr (s, "VmHWM:");
   return p ? g_ascii_strtoull (p + 6, NULL, 10) * 1024 : 0;
+}
+
+void
+sdcl_test_fail_at (const gchar *file, gint line, const gchar *func, const gchar *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  g_autofree gchar *msg = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_assertion_message (G_LOG_DOMAIN, file, line, func, msg);
+  abort ();
 }

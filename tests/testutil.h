@@ -36,3 +36,11 @@ gchar *sdcl_test_fixture (const gchar *name);
 /* Peak resident set size of this process since the last reset (VmHWM), in
  * bytes; 0 where /proc does not say. */
 guint64 sdcl_test_rss_peak (void);
+
+/* Fails the test with a formatted message and aborts. Use it rather than
+ * g_error() in anything that runs OpenCL: g_error() stops at a breakpoint
+ * trap, and a SIGTRAP handler the OpenCL runtime's compiler installs
+ * returns from it, leaving g_error() spinning forever. */
+#define sdcl_test_fail(...) sdcl_test_fail_at (__FILE__, __LINE__, G_STRFUNC, __VA_ARGS__)
+void sdcl_test_fail_at (const gchar *file, gint line, const gchar *func, const gchar *format, ...)
+  G_GNUC_PRINTF (4, 5) G_GNUC_NORETURN;
