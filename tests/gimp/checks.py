@@ -156,6 +156,14 @@ def layer_geometry(layer):
 # ---- generate -------------------------------------------------------------------------------
 
 def test_generate():
+    for proc, label in (('plug-in-sdcl-generate', '_Generate from Prompt...'),
+                        ('plug-in-sdcl-img2img', '_Image to Image...'),
+                        ('plug-in-sdcl-inpaint', '_Inpaint Selection...')):
+        p = Gimp.get_pdb().lookup_procedure(proc)
+        check(p is not None and '<Image>/Filters/Generative' in p.get_menu_paths()
+              and p.get_menu_label() == label,
+              f'{proc} is registered in Filters > Generative as "{label}"',
+              p and (p.get_menu_paths(), p.get_menu_label()))
     img, bg, top = make_image()
     before = snapshot(img)
     status, values, error = call('plug-in-sdcl-generate', img, [bg],
