@@ -275,7 +275,7 @@ typedef struct
   guint8           *engine_mask;     /* [model_h][model_w]; inpaint */
   gfloat           *layer_mask;      /* [region.height][region.width]; NULL: no mask */
 
-  gfloat           *result;          /* [region.height][region.width][4] R'G'B'A */
+  gfloat           *result;          /* [region.height][region.width][3] R'G'B' */
   guint32           seed_used;
   gchar            *parameters;
 } Job;
@@ -376,25 +376,20 @@ job_choose_model (Job *job, GError **error)
 }
 
 /* Reads the region's pixels as R'G'B'A, composites them over the background
- * colour and scales them to the model's size. */
+ * colour and scales them to the model's size. Read in strips of rows, so
+ * a large layer costs its RGB floats and no more. */
 static void
 job_read_pixels (Job *job)
 {
   const SdclRect *r = &job->region;
-  const gsize     n = (gsize) r->width * r->height;
+  const gint      strip = 64;
   GeglBuffer     *buffer;
   GeglColor      *background;
   gfloat          bg[3] = { 1, 1, 1 };
-  gfloat         *rgba = g_new (gfloat, n * 4);
-  gfloat         *rgb = g_new (gfloat, n * 3);
+  gfloat         *rgba = g_new (gfloat, (gsize) r->width * strip * 4);
+  gfloat         *rgb = g_new (gfloat, (gsize) r->width * r->height * 3);
   gfloat         *scaled;
   gint            ox, oy;
-
-  gimp_drawable_get_offsets (job->drawable, &ox, &oy);
-  buffer = gimp_drawable_get_buffer (job->drawable);
-  gegl_buffer_get (buffer, GEGL_RECTANGLE (r->x - ox, r->y - oy, r->width, r->height), 1.0,
-                   babl_format ("R'G'B'A float"), rgba, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
-  g_object_unref (buffer);
 
   background = gimp_context_get_background ();
   if (background)
@@ -402,12 +397,26 @@ job_read_pixels (Job *job)
       gegl_color_get_pixel (background, babl_format ("R'G'B' float"), bg);
       g_object_unref (background);
     }
-  for (gsize i = 0; i < n; i++)
+
+  gimp_drawable_get_offsets (job->drawable, &ox, &oy);
+  buffer = gimp_drawable_get_buffer (job->drawable);
+  for (gint y = 0; y < r->height; y += strip)
     {
-      const gfloat a = CLAMP (rgba[i * 4 + 3], 0.0f, 1.0f);
-      for (gint c = 0; c < 3; c++)
-        rgb[i * 3 + c] = rgba[i * 4 + c] * a + bg[c] * (1 - a);
+      const gint   rows = MIN (strip, r->height - y);
+      const gsize  n = (gsize) r->width * rows;
+      gfloat      *out = rgb + (gsize) y * r->width * 3;
+
+      gegl_buffer_get (buffer, GEGL_RECTANGLE (r->x - ox, r->y - oy + y, r->width, rows), 1.0,
+                       babl_format ("R'G'B'A float"), rgba, GEGL_AUTO_ROWSTRIDE,
+                       GEGL_ABYSS_NONE);
+      for (gsize i = 0; i < n; i++)
+        {
+          const gfloat a = CLAMP (rgba[i * 4 + 3], 0.0f, 1.0f);
+          for (gint c = 0; c < 3; c++)
+            out[i * 3 + c] = rgba[i * 4 + c] * a + bg[c] * (1 - a);
+        }
     }
+  g_object_unref (buffer);
   g_free (rgba);
 
   scaled = g_new (gfloat, (gsize) job->model_w * job->model_h * 3);
@@ -625,14 +634,9 @@ job_run (Job *job, GError **error)
                  job->region.width, job->region.height);
   g_free (rgb);
 
-  job->result = g_new (gfloat, n * 4);
-  for (gsize i = 0; i < n; i++)
-    {
-      for (gint c = 0; c < 3; c++)
-        job->result[i * 4 + c] = CLAMP (scaled[i * 3 + c], 0.0f, 1.0f);
-      job->result[i * 4 + 3] = 1.0f;
-    }
-  g_free (scaled);
+  for (gsize i = 0; i < n * 3; i++)
+    scaled[i] = CLAMP (scaled[i], 0.0f, 1.0f);
+  job->result = scaled;
   gimp_progress_update (1.0);
   return TRUE;
 }
@@ -697,8 +701,9 @@ job_apply (Job *job)
   gimp_layer_set_offsets (layer, r->x, r->y);
 
   buffer = gimp_drawable_get_buffer (GIMP_DRAWABLE (layer));
+  /* opaque: babl fills in the alpha */
   gegl_buffer_set (buffer, GEGL_RECTANGLE (0, 0, r->width, r->height), 0,
-                   babl_format ("R'G'B'A float"), job->result, GEGL_AUTO_ROWSTRIDE);
+                   babl_format ("R'G'B' float"), job->result, GEGL_AUTO_ROWSTRIDE);
   g_object_unref (buffer);
   gimp_drawable_update (GIMP_DRAWABLE (layer), 0, 0, r->width, r->height);
 
