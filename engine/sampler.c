@@ -51,13 +51,14 @@ copy_string (JsonObject *o, const gchar *key, gchar *dst, gsize size, GError **e
 gboolean
 sdcl_schedule_config_parse (SdclScheduleConfig *c, const gchar *json, GError **error)
 {
+  /* without a config: SD 1.5's (which names no spacing); with one, what it
+     leaves out takes the scheduler classes' defaults, as in diffusers */
   memset (c, 0, sizeof *c);
   c->train_steps = 1000;
   c->beta_start = 0.00085;
   c->beta_end = 0.012;
   g_strlcpy (c->beta_schedule, "scaled_linear", sizeof c->beta_schedule);
   c->steps_offset = 1;
-  g_strlcpy (c->spacing, "leading", sizeof c->spacing);
   c->prediction = SDCL_PREDICTION_EPSILON;
   c->lcm_original_steps = 50;
   c->lcm_timestep_scaling = 10.0;
@@ -84,7 +85,7 @@ sdcl_schedule_config_parse (SdclScheduleConfig *c, const gchar *json, GError **e
   c->train_steps = json_object_get_int_member_with_default (o, "num_train_timesteps", 1000);
   c->beta_start = json_object_get_double_member_with_default (o, "beta_start", c->beta_start);
   c->beta_end = json_object_get_double_member_with_default (o, "beta_end", c->beta_end);
-  c->steps_offset = json_object_get_int_member_with_default (o, "steps_offset", c->steps_offset);
+  c->steps_offset = json_object_get_int_member_with_default (o, "steps_offset", 0);
   c->set_alpha_to_one = json_object_get_boolean_member_with_default (o, "set_alpha_to_one", FALSE);
   c->clip_sample = json_object_get_boolean_member_with_default (o, "clip_sample", FALSE);
   c->clip_sample_range = json_object_get_double_member_with_default (o, "clip_sample_range", 1.0);
@@ -97,7 +98,7 @@ sdcl_schedule_config_parse (SdclScheduleConfig *c, const gchar *json, GError **e
     return config_error (error, "beta_start", "and \"beta_end\" do not make a schedule");
   if (!g_str_equal (c->beta_schedule, "scaled_linear") && !g_str_equal (c->beta_schedule, "linear"))
     return config_error (error, "beta_schedule", "is not \"scaled_linear\" or \"linear\"");
-  if (!g_str_equal (c->spacing, "leading") && !g_str_equal (c->spacing, "trailing")
+  if (*c->spacing && !g_str_equal (c->spacing, "leading") && !g_str_equal (c->spacing, "trailing")
       && !g_str_equal (c->spacing, "linspace"))
     return config_error (error, "timestep_spacing", "is not \"leading\", \"trailing\" or \"linspace\"");
   if (g_str_equal (prediction, "epsilon"))
@@ -319,6 +320,10 @@ sdcl_scheduler_new (const SdclScheduleConfig *config, SdclSampler sampler, SdclS
   s->n = steps;
   s->ac = alphas_cumprod (config);
   s->final_ac = config->set_alpha_to_one ? 1.0 : s->ac[0];
+  if (!*s->c.spacing)   /* the class defaults of diffusers' schedulers */
+    g_strlcpy (s->c.spacing,
+               sampler == SDCL_SAMPLER_DDIM || sampler == SDCL_SAMPLER_LCM ? "leading" : "linspace",
+               sizeof s->c.spacing);
   s->t = g_new0 (gdouble, steps);
   if (uses_sigmas (sampler))
     s->sigma = g_new0 (gdouble, steps + 1);

@@ -26,7 +26,9 @@ typedef struct
   gdouble        beta_start, beta_end;
   gchar          beta_schedule[32];  /* "scaled_linear" or "linear" */
   gint           steps_offset;
-  gchar          spacing[16];        /* "leading", "trailing", "linspace" */
+  gchar          spacing[16];        /* "leading", "trailing", "linspace"; "": the
+                                        sampler's default (Euler, Euler a, DPM++:
+                                        linspace; DDIM, LCM: leading) */
   gboolean       set_alpha_to_one;
   SdclPrediction prediction;
   gboolean       clip_sample;        /* DDIM, LCM: clamp x0 to +-clip_sample_range */
@@ -35,8 +37,10 @@ typedef struct
   gdouble        lcm_timestep_scaling;
 } SdclScheduleConfig;
 
-/* Defaults are SD 1.5's scheduler config; `json` (NULL: none) overrides
- * what it names. Unknown keys are ignored, bad values are errors. */
+/* `json` NULL or "": SD 1.5's scheduler config. Otherwise what the JSON
+ * leaves out takes the defaults of diffusers' scheduler classes (spacing
+ * per sampler, steps_offset 0). Unknown keys are ignored, bad values are
+ * errors. */
 gboolean sdcl_schedule_config_parse (SdclScheduleConfig *c, const gchar *json, GError **error);
 
 typedef struct _SdclScheduler SdclScheduler;

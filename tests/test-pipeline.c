@@ -9,6 +9,7 @@
 
 #include "model.h"
 #include "pipeline.h"
+#include "sampler.h"
 #include "sdcl.h"
 #include "testutil.h"
 
@@ -349,6 +350,39 @@ test_odd_latent_size (void)
   sdcl_trace_clear (&trace);
 }
 
+/* SD 1.5's scheduler config names no spacing: each sampler then spaces its
+ * timesteps as its diffusers class does by default (values from diffusers
+ * 0.42 with runwayml's scheduler_config.json) */
+static void
+test_scheduler_defaults (void)
+{
+  g_autofree gchar *path = g_build_filename (SDCL_SOURCE_DIR, "models", "configs", "sd15",
+                                             "scheduler.json", NULL);
+  g_autofree gchar *json = NULL;
+  g_assert_true (g_file_get_contents (path, &json, NULL, NULL));
+  SdclScheduleConfig c;
+  g_assert_true (sdcl_schedule_config_parse (&c, json, NULL));
+  struct { SdclSampler sampler; gdouble first, second, last; } want[] = {
+    { SDCL_SAMPLER_EULER, 999, 946.42105, 0 },       /* linspace */
+    { SDCL_SAMPLER_EULER_A, 999, 946.42105, 0 },
+    { SDCL_SAMPLER_DPMPP_2M, 999, 949, 50 },         /* linspace over 21, last dropped */
+    { SDCL_SAMPLER_DDIM, 951, 901, 1 },              /* leading + steps_offset 1 */
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (want); i++)
+    {
+      g_autoptr (SdclScheduler) s = sdcl_scheduler_new (&c, want[i].sampler, SDCL_SCHEDULE_DEFAULT,
+                                                        20, 0, NULL);
+      g_assert_cmpfloat_with_epsilon (sdcl_scheduler_timestep (s, 0), want[i].first, 1e-4);
+      g_assert_cmpfloat_with_epsilon (sdcl_scheduler_timestep (s, 1), want[i].second, 1e-4);
+      g_assert_cmpfloat_with_epsilon (sdcl_scheduler_timestep (s, 19), want[i].last, 1e-4);
+    }
+  /* with no config at all, the same */
+  g_assert_true (sdcl_schedule_config_parse (&c, NULL, NULL));
+  g_autoptr (SdclScheduler) e = sdcl_scheduler_new (&c, SDCL_SAMPLER_EULER, SDCL_SCHEDULE_DEFAULT,
+                                                    20, 0, NULL);
+  g_assert_cmpfloat_with_epsilon (sdcl_scheduler_timestep (e, 1), 946.42105, 1e-4);
+}
+
 static void
 test_sampler_names (void)
 {
@@ -384,6 +418,7 @@ main (int argc, char **argv)
   g_assert_no_error (error);
 
   g_test_add_func ("/pipeline/sampler-names", test_sampler_names);
+  g_test_add_func ("/pipeline/scheduler-defaults", test_scheduler_defaults);
   g_test_add_func ("/pipeline/seeds-and-batches", test_seeds_and_batches);
   g_test_add_func ("/pipeline/progress-and-cancel", test_progress_and_cancel);
   g_test_add_func ("/pipeline/bad-requests", test_bad_requests);

@@ -48,6 +48,9 @@ FOLDER = "tests/fixtures/models/tiny-sd"
 INPAINT_FILE = "tests/fixtures/models/tiny-sd-inpaint.safetensors"
 WIDTH, HEIGHT = 64, 96                     # latent 8 wide, 12 high
 LATENT = (4, HEIGHT // 8, WIDTH // 8)
+# cases at another size: a latent of 9 x 11 is not a multiple of the UNet's
+# 4, so its downsamplers round up and its upsamplers resize to the skips
+SIZES = {"t2i_odd_size": (72, 88)}
 
 
 # ---- samplers ------------------------------------------------------------------------
@@ -283,6 +286,7 @@ CASES = [
     ("t2i_1step", "txt2img", "euler", 1, 7.5, [2213], P1, N2, None),
     ("t2i_1step_trailing", "txt2img", "euler_trailing", 1, 7.5, [2220], P3, "", None),
     ("t2i_batch2", "txt2img", "euler_a", 8, 7.5, [2314, 2315], P2, "", None),
+    ("t2i_odd_size", "txt2img", "dpmpp_2m", 6, 7.5, [2416], P4, N1, None),
     ("i2i_euler_s05", "img2img", "euler", 8, 7.5, [3101], P3, "", 0.5),
     ("i2i_euler_s08", "img2img", "euler", 8, 7.5, [3202], P4, N1, 0.8),
     ("i2i_ddim_s05", "img2img", "ddim", 8, 7.5, [3303], P1, N2, 0.5),
@@ -369,7 +373,8 @@ def run_case(pipes, draws, tok, case, init_path, mask_path):
         args["eta"] = eta
     png = {}
     if mode == "txt2img":
-        args.update(height=HEIGHT, width=WIDTH)
+        width, height = SIZES.get(name, (WIDTH, HEIGHT))
+        args.update(height=height, width=width)
     else:
         png["image"] = "init.png"
         args.update(image=image_tensor(pipe, init_path), strength=strength)
@@ -436,7 +441,8 @@ def run_case(pipes, draws, tok, case, init_path, mask_path):
         "seeds": seeds, "batch": batch, "prompt": prompt,
         "negative_prompt": negative if cfg > 1 else None,
         "prompt_ids": ids, "negative_prompt_ids": neg_ids if cfg > 1 else None,
-        "width": WIDTH, "height": HEIGHT, "png": png,
+        "width": SIZES.get(name, (WIDTH, HEIGHT))[0], "height": SIZES.get(name, (WIDTH, HEIGHT))[1],
+        "png": png,
         "init_noise_sigma": float(s.init_noise_sigma),
         "begin_index": getattr(s, "begin_index", None),
         "draws": order,
@@ -588,7 +594,7 @@ def main():
     write_png(synthetic_mask(), mask_path, "L")
 
     about = {"generator": "torch.Generator('cpu').manual_seed(seed), one per image; every draw is "
-                          "torch.randn (float32, CPU) of the latent shape [1, 4, 12, 8]",
+                          "torch.randn (float32, CPU) of the latent shape ([1, 4, 12, 8]; t2i_odd_size [1, 4, 11, 9])",
              "diffusers": diffusers.__version__, "torch": torch.__version__.split("+")[0],
              "width": WIDTH, "height": HEIGHT, "latent": list(LATENT)}
 
@@ -709,7 +715,9 @@ Tensors per case:
 
 `t2i_batch2` keeps a leading batch dimension of 2 on `noise`,
 `model_output_0`, `final_latent` and `image`, and a second one on `latents` and
-`step_noise` ([steps, 2, 4, 12, 8]).
+`step_noise` ([steps, 2, 4, 12, 8]). `t2i_odd_size` is 72 x 88 pixels (latent
+[4, 11, 9]): not a multiple of the UNet's 4, so its downsamplers round up and
+its upsamplers resize to the skip connections' sizes.
 
 ## Samplers alone (`schedulers.safetensors`)
 
