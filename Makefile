@@ -16,7 +16,8 @@
 #   make screenshot   the plug-in's dialog in GIMP under Xvfb: docs/dialog-inpaint.png
 #   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm; full-size
 #                     text encoder, UNet and VAE on random SD 1.5 weights (made once);
-#                     then `bench-peer` on the host
+#                     txt2img 512x512 and 256x256, 20 Euler steps, CFG 7.5 (bench-pipeline);
+#                     then `bench-peer` on the host: the same txt2img in diffusers
 #   make bench-engine the engine part of `bench` alone
 #   make bench-peer   the side-by-side peer: txt2img on the same random weights in
 #                     diffusers on PyTorch CPU (float32, 2 threads; tests/bench-peer.py).
@@ -73,6 +74,7 @@ screenshot: all
 bench-engine: all
 	./$(BUILD)/tests/bench-ops
 	./$(BUILD)/tests/bench-models $(BUILD)/sd15-random.safetensors
+	./$(BUILD)/tests/bench-pipeline $(BUILD)/sd15-random.safetensors --sizes 512,256 --steps 20
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
