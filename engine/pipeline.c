@@ -451,15 +451,16 @@ predict (Run *r, const SdclScheduler *s, guint i, const gfloat *x, const gfloat 
   return out;
 }
 
-/* latent (scaled) -> [3][H][W] in [0, 1] */
+/* latent (scaled) -> [3][H][W] in [0, 1]; the unscaled latent goes to
+ * `trace` (NULL: none) */
 static gfloat *
-decode (Run *r, const gfloat *x, GError **error)
+decode (Run *r, const gfloat *x, SdclTrace *trace, GError **error)
 {
   g_autofree gfloat *z = g_new (gfloat, r->n);
   for (gsize k = 0; k < r->n; k++)
     z[k] = x[k] / r->vc->scaling_factor;
-  if (r->trace && !r->trace->final_latent)
-    r->trace->final_latent = g_memdup2 (z, r->n * sizeof *z);
+  if (trace)
+    trace->final_latent = g_memdup2 (z, r->n * sizeof *z);
   g_autoptr (SdclTensor) zt = sdcl_tensor_new_4d (r->engine, SDCL_DTYPE_F32, r->w, r->h, r->C, 1,
                                                   error);
   if (!zt || !sdcl_tensor_write_f32 (zt, z, error))
@@ -611,7 +612,7 @@ run_image (Run *r, guint index, guint32 seed, GError **error)
             }
         }
     }
-  g_autofree gfloat *img = decode (r, x, error);
+  g_autofree gfloat *img = decode (r, x, trace, error);
   if (!img)
     return NULL;
   if (trace)

@@ -308,11 +308,10 @@ check_case (const SdclSafetensors *st, const gchar *name)
 
   const gsize n = (gsize) trace.latent_width * trace.latent_height * trace.latent_channels;
   const guint batch = r.batch_count;   /* the trace follows the first image */
-  g_autofree gchar *prefix = g_strdup (name);
   gint64 numel = 0;
 
   /* the initial noise: the generator reproduces torch's bit for bit */
-  g_autofree gfloat *noise = tensor (st, prefix, "noise", &numel);
+  g_autofree gfloat *noise = tensor (st, name, "noise", &numel);
   g_assert_cmpint (numel, ==, n * batch);
   for (gsize i = 0; i < n; i++)
     if (memcmp (&noise[i], &trace.noise[i], sizeof (gfloat)) != 0)
@@ -320,7 +319,7 @@ check_case (const SdclSafetensors *st, const gchar *name)
                       noise[i]);
 
   /* the latents after every step, the final latent, the image */
-  g_autofree gfloat *steps = tensor (st, prefix, "latents", &numel);
+  g_autofree gfloat *steps = tensor (st, name, "latents", &numel);
   const guint run = json_object_get_int_member (meta, "steps_run");
   g_assert_cmpuint (trace.step_latents->len, ==, run * n);
   for (guint k = 0; k < run; k++)
@@ -329,13 +328,13 @@ check_case (const SdclSafetensors *st, const gchar *name)
       sdcl_test_assert_close (what, (gfloat *) trace.step_latents->data + k * n,
                               steps + k * n * batch, n, 1e-4, 1e-9);
     }
-  g_autofree gfloat *final = tensor (st, prefix, "final_latent", NULL);
+  g_autofree gfloat *final = tensor (st, name, "final_latent", NULL);
   g_autofree gchar *what_final = g_strdup_printf ("%s final latent", name);
   sdcl_test_assert_close (what_final, trace.final_latent, final, n, 1e-4, 1e-9);
 
   /* image: [H][W][3] there, [3][H][W] here */
   const gsize plane = (gsize) r.width * r.height;
-  g_autofree gfloat *want = tensor (st, prefix, "image", NULL);
+  g_autofree gfloat *want = tensor (st, name, "image", NULL);
   g_autofree gfloat *got = g_new (gfloat, 3 * plane);
   for (gsize i = 0; i < plane; i++)
     for (gint c = 0; c < 3; c++)
