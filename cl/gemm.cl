@@ -17,6 +17,10 @@
  *   B  [N, K] i.e. B[k][n] with row stride ldb (the linear weight is stored
  *      transposed this way by sdcl_linear_weight_new, ldb padded to a
  *      multiple of 16 with zero columns, so its loads never need a mask);
+ *      columns n0 .. n0+15 start b_panel elements after those of n0-16:
+ *      16 for plain rows, K·16 for B stored as panels of 16 columns one
+ *      after the other (ldb 16), which the K loop then reads as one
+ *      sequential stream (the Winograd weights, cl/winograd.cl);
  *   C  [N, M] rows of N, row stride ldc.
  * Columns n0 .. n0+15 are read unmasked when n0 + 16 <= n_readable; the
  * last panel of an unpadded B (matmul) takes a slower masked path.
@@ -118,7 +122,8 @@ gemm_store_row (global float *c, int n0, int N, float8 va, float8 vb)
 
 /* B with f16 storage (linear weights): always padded, never masked. */
 kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-          global const half *b, ulong b_off, long ldb, long b_batch, int N, int n_readable,
+          global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
+          int n_readable,
           global const float *bias, ulong bias_off, int has_bias,
           global float *c, ulong c_off, long ldc, long c_batch)
 {
@@ -127,7 +132,7 @@ kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch
   if (n0 >= N || m0 >= M)
     return;
   GEMM_A_ROWS;
-  const global half *bp = b + b_off + batch * b_batch + n0;
+  const global half *bp = b + b_off + batch * b_batch + (n0 / 16) * b_panel;
   GEMM_ACC_DECL;
   GEMM_K_LOOP (vload_half8);
   GEMM_EPILOGUE;
@@ -150,7 +155,8 @@ gemm_load_masked (int half_index, const global float *p, int n)
 
 /* B with f32 storage: linear weights kept in f32 and sdcl_matmul. */
 kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-          global const float *b, ulong b_off, long ldb, long b_batch, int N, int n_readable,
+          global const float *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
+          int n_readable,
           global const float *bias, ulong bias_off, int has_bias,
           global float *c, ulong c_off, long ldc, long c_batch)
 {
@@ -159,7 +165,7 @@ kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch
   if (n0 >= N || m0 >= M)
     return;
   GEMM_A_ROWS;
-  const global float *bp = b + b_off + batch * b_batch + n0;
+  const global float *bp = b + b_off + batch * b_batch + (n0 / 16) * b_panel;
   GEMM_ACC_DECL;
   if (n0 + 16 <= n_readable)
     GEMM_K_LOOP (vload8)

@@ -42,6 +42,21 @@ SdclTensor *sdcl_conv2d (const SdclTensor *x, const SdclTensor *w, const SdclTen
 SdclTensor *sdcl_conv2d_padded (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
                                 gint stride, gint pad, gint pad_end, GError **error);
 
+/* How sdcl_conv2d computes: AUTO picks Winograd F(4x4, 3x3) for stride-1
+ * 3x3 layers where it pays (see ops-gemm.c) and the direct implicit GEMM
+ * elsewhere; the environment variable SDCL_CONV=direct turns Winograd off.
+ * WINOGRAD on a layer it cannot do (1x1, stride 2) computes directly. */
+typedef enum
+{
+  SDCL_CONV_AUTO,
+  SDCL_CONV_DIRECT,
+  SDCL_CONV_WINOGRAD,
+} SdclConvAlgorithm;
+
+SdclTensor *sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                              gint stride, gint pad, gint pad_end, SdclConvAlgorithm algorithm,
+                              GError **error);
+
 /* ---- normalisation (ops.c, cl/norm.cl) -------------------------------------- */
 
 /* x [W, H, C, N]; `groups` divides C; gamma, beta [C] or NULL. */

@@ -16,6 +16,13 @@ void openblas_set_num_threads (int n);
 
 static SdclEngine *engine;
 static gint repeats = 5;
+static const gchar *only;   /* argv[1]: time only the ops whose name contains it */
+
+static gboolean
+wanted (const gchar *name)
+{
+  return !only || strstr (name, only) != NULL;
+}
 
 #define CHECK(expr)                                                  \
   G_STMT_START {                                                     \
@@ -93,10 +100,11 @@ typedef struct
 {
   SdclTensor *x, *w, *b, *k, *v;
   gint stride, heads;
+  SdclConvAlgorithm algorithm;
 } Args;
 
 static SdclTensor *op_linear (gpointer d, GError **e) { Args *a = d; return sdcl_linear (a->x, a->w, a->b, e); }
-static SdclTensor *op_conv (gpointer d, GError **e) { Args *a = d; return sdcl_conv2d (a->x, a->w, a->b, a->stride, 1, e); }
+static SdclTensor *op_conv (gpointer d, GError **e) { Args *a = d; return sdcl_conv2d_with (a->x, a->w, a->b, a->stride, 1, 1, a->algorithm, e); }
 static SdclTensor *op_conv1 (gpointer d, GError **e) { Args *a = d; return sdcl_conv2d (a->x, a->w, a->b, 1, 0, e); }
 static SdclTensor *op_attention (gpointer d, GError **e) { Args *a = d; return sdcl_attention (a->x, a->k, a->v, a->heads, FALSE, e); }
 static SdclTensor *op_group_norm (gpointer d, GError **e) { Args *a = d; return sdcl_group_norm (a->x, a->w, a->b, 32, 1e-5f, TRUE, e); }
@@ -107,36 +115,51 @@ static void
 bench_linear (gint M, gint K, gint N)
 {
   g_autoptr (GError) error = NULL;
+  g_autofree gchar *name = g_strdup_printf ("matmul %dx%d · %dx%d, f16 weights", M, K, K, N);
+  if (!wanted (name))
+    return;
   g_autofree gfloat *w = sdcl_test_seeded (7, (gsize) N * K, 1.0f / sqrtf (K), 0.0f);
   Args a = { 0 };
   a.x = seeded (6, K, M, 1, 1, 1.0f);
   a.w = sdcl_linear_weight_new (engine, SDCL_DTYPE_F16, w, N, K, &error);
   CHECK (a.w);
   a.b = seeded (8, N, 1, 1, 1, 0.1f);
-  g_autofree gchar *name = g_strdup_printf ("matmul %dx%d · %dx%d, f16 weights", M, K, K, N);
   row (name, 2.0 * M * N * K, time_op (op_linear, &a), NULL);
   sdcl_tensor_free (a.x);
   sdcl_tensor_free (a.w);
   sdcl_tensor_free (a.b);
 }
 
+/* A 3x3 stride-1 layer is timed both ways: the direct implicit GEMM and
+ * Winograd F(4x4, 3x3); both rows count the direct convolution's FLOPs, so
+ * Winograd's GFLOP/s are effective ones and can pass the sgemm peak. */
 static void
-bench_conv (gint C_in, gint C_out, gint H, gint k, gint stride)
+bench_conv (gint C_in, gint C_out, gint H, gint N, gint k, gint stride)
 {
   g_autoptr (GError) error = NULL;
+  g_autofree gchar *name = g_strdup_printf ("conv %dx%d s%d %d->%d at %dx%d x%d", k, k, stride,
+                                            C_in, C_out, H, H, N);
+  if (!wanted (name))
+    return;
   g_autofree gfloat *w = sdcl_test_seeded (2, (gsize) C_out * C_in * k * k,
                                            1.0f / sqrtf (C_in * k * k), 0.0f);
   Args a = { 0 };
-  a.x = seeded (1, H, H, C_in, 1, 1.0f);
+  a.x = seeded (1, H, H, C_in, N, 1.0f);
   a.w = sdcl_conv2d_weight_new (engine, SDCL_DTYPE_F16, w, C_out, C_in, k, k, &error);
   CHECK (a.w);
   a.b = seeded (3, C_out, 1, 1, 1, 0.1f);
   a.stride = stride;
   const gint Ho = H / stride;
-  g_autofree gchar *name = g_strdup_printf ("conv %dx%d s%d %d->%d at %dx%d", k, k, stride, C_in,
-                                            C_out, H, H);
-  row (name, 2.0 * C_out * C_in * k * k * Ho * Ho, time_op (k == 1 ? op_conv1 : op_conv, &a),
-       NULL);
+  const gdouble flops = 2.0 * C_out * C_in * k * k * Ho * Ho * N;
+  if (k == 3 && stride == 1)
+    {
+      a.algorithm = SDCL_CONV_DIRECT;
+      row (name, flops, time_op (op_conv, &a), "direct");
+      a.algorithm = SDCL_CONV_WINOGRAD;
+      row ("", flops, time_op (op_conv, &a), "Winograd F(4x4,3x3)");
+    }
+  else
+    row (name, flops, time_op (k == 1 ? op_conv1 : op_conv, &a), NULL);
   sdcl_tensor_free (a.x);
   sdcl_tensor_free (a.w);
   sdcl_tensor_free (a.b);
@@ -146,6 +169,10 @@ static void
 bench_attention (gint S, gint S_kv, gint heads, gint D)
 {
   g_autoptr (GError) error = NULL;
+  g_autofree gchar *name = g_strdup_printf ("attention %d x %d tokens, %d heads x %d", S, S_kv,
+                                            heads, D);
+  if (!wanted (name))
+    return;
   Args a = { 0 };
   a.x = seeded (9, heads * D, S, 1, 1, 3.0f);
   a.k = seeded (10, heads * D, S_kv, 1, 1, 3.0f);
@@ -158,8 +185,6 @@ bench_attention (gint S, gint S_kv, gint heads, gint D)
   gdouble t = time_op (op_attention, &a);
   const guint64 scratch = sdcl_engine_memory_peak (engine) - before
                         - (guint64) heads * D * S * sizeof (gfloat);
-  g_autofree gchar *name = g_strdup_printf ("attention %d x %d tokens, %d heads x %d", S, S_kv,
-                                            heads, D);
   g_autofree gchar *note = g_strdup_printf ("scratch beyond output: %.1f MB (full scores: %.0f MB)",
                                             scratch / 1e6, 4.0 * heads * S * (gdouble) S_kv / 1e6);
   row (name, 4.0 * S * S_kv * D * heads, t, note);
@@ -171,6 +196,8 @@ bench_attention (gint S, gint S_kv, gint heads, gint D)
 static void
 bench_memory_op (const gchar *name, OpFn fn, Args *a, gdouble bytes)
 {
+  if (!wanted (name))
+    return;
   gdouble t = time_op (fn, a);
   g_autofree gchar *note = g_strdup_printf ("%.1f GB/s", bytes / t / 1e9);
   row (name, 0, t, note);
@@ -212,7 +239,10 @@ main (int argc, char **argv)
   const gchar *r = g_getenv ("SDCL_BENCH_REPEATS");
   if (r)
     repeats = MAX (1, atoi (r));
-  bench_start ();
+  if (argc > 1)
+    only = argv[1];
+  if (!only)
+    bench_start ();
   engine = sdcl_engine_new (NULL, &error);
   CHECK (engine);
   const SdclDeviceInfo *dev = sdcl_engine_device (engine);
@@ -231,11 +261,18 @@ main (int argc, char **argv)
   bench_linear (4096, 320, 320);
   bench_linear (4096, 1280, 320);
   bench_linear (77, 768, 3072);
-  bench_conv (320, 320, 64, 3, 1);
-  bench_conv (320, 320, 64, 3, 2);
-  bench_conv (640, 640, 32, 3, 1);
-  bench_conv (1280, 1280, 16, 3, 1);
-  bench_conv (320, 640, 32, 1, 1);
+  /* the UNet's layers with the CFG batch of 2, then the VAE decoder's */
+  bench_conv (320, 320, 64, 2, 3, 1);
+  bench_conv (320, 320, 64, 2, 3, 2);
+  bench_conv (640, 640, 32, 2, 3, 1);
+  bench_conv (1280, 1280, 16, 2, 3, 1);
+  bench_conv (1280, 1280, 8, 2, 3, 1);
+  bench_conv (2560, 1280, 16, 2, 3, 1);
+  bench_conv (320, 640, 32, 2, 1, 1);
+  bench_conv (512, 512, 64, 1, 3, 1);
+  bench_conv (512, 512, 128, 1, 3, 1);
+  bench_conv (256, 256, 256, 1, 3, 1);
+  bench_conv (128, 128, 512, 1, 3, 1);
   bench_attention (4096, 4096, 8, 40);
   bench_attention (4096, 77, 8, 40);
   bench_attention (1024, 1024, 8, 80);

@@ -208,6 +208,13 @@ run_conv (gconstpointer data)
   g_autoptr (SdclTensor) y = sdcl_conv2d (x, w, bias, stride, pad, &error);
   g_assert_no_error (error);
   check_out (c, y, TOL_REL, TOL_NMSE);
+  /* both algorithms, whichever AUTO picked for these (small) shapes */
+  for (SdclConvAlgorithm a = SDCL_CONV_DIRECT; a <= SDCL_CONV_WINOGRAD; a++)
+    {
+      g_autoptr (SdclTensor) ya = sdcl_conv2d_with (x, w, bias, stride, pad, pad, a, &error);
+      g_assert_no_error (error);
+      check_out (c, ya, TOL_REL, TOL_NMSE);
+    }
 }
 
 /* ---- norms, softmax, attention ----------------------------------------------- */
@@ -454,9 +461,63 @@ test_large_conv (gconstpointer data)
                                                       &error);
   g_autoptr (SdclTensor) b = seeded_tensor (s2 ? 5 : 3, bne, 0.1f, 0.0f);
   g_assert_no_error (error);
-  g_autoptr (SdclTensor) y = sdcl_conv2d (x, wt, b, s2 ? 2 : 1, 1, &error);
+  for (SdclConvAlgorithm a = SDCL_CONV_DIRECT; a <= SDCL_CONV_WINOGRAD; a++)
+    {
+      g_autoptr (SdclTensor) y = sdcl_conv2d_with (x, wt, b, s2 ? 2 : 1, 1, 1, a, &error);
+      g_assert_no_error (error);
+      check_large (s2 ? "big_conv3x3_s2" : "big_conv3x3", y, TOL_REL, TOL_NMSE);
+    }
+}
+
+/* Winograd against the direct kernel on the 3x3 layers of SD 1.x's UNet
+ * (CFG batch of 2) and VAE decoder, plus odd sizes, asymmetric padding,
+ * channel counts that are not multiples of 8 and an f16 input. The direct
+ * kernel is itself checked against PyTorch above. */
+typedef struct
+{
+  const gchar *name;
+  gint cin, cout, w, h, n, pad, pad_end;
+  gboolean f16_input;
+} WinogradCase;
+
+static void
+test_winograd (gconstpointer data)
+{
+  const WinogradCase *c = data;
+  g_autoptr (GError) error = NULL;
+  const gint64 xne[4] = { c->w, c->h, c->cin, c->n }, bne[4] = { c->cout, 1, 1, 1 };
+  const gsize wn = (gsize) c->cout * c->cin * 9;
+  g_autofree gfloat *xv = sdcl_test_seeded (11, (gsize) c->w * c->h * c->cin * c->n, 1.0f, 0.1f);
+  g_autoptr (SdclTensor) x = sdcl_tensor_new (engine, c->f16_input ? SDCL_DTYPE_F16
+                                                                   : SDCL_DTYPE_F32,
+                                              4, xne, &error);
   g_assert_no_error (error);
-  check_large (s2 ? "big_conv3x3_s2" : "big_conv3x3", y, TOL_REL, TOL_NMSE);
+  g_assert_true (sdcl_tensor_write_f32 (x, xv, &error));
+  g_autofree gfloat *w = seeded_f16 (12, wn, (gfloat) (1.0 / sqrt (9.0 * c->cin)));
+  g_autoptr (SdclTensor) wt = sdcl_conv2d_weight_new (engine, SDCL_DTYPE_F16, w, c->cout, c->cin,
+                                                      3, 3, &error);
+  g_autoptr (SdclTensor) b = seeded_tensor (13, bne, 0.1f, 0.0f);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) direct = sdcl_conv2d_with (x, wt, b, 1, c->pad, c->pad_end,
+                                                    SDCL_CONV_DIRECT, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) wino = sdcl_conv2d_with (x, wt, b, 1, c->pad, c->pad_end,
+                                                  SDCL_CONV_WINOGRAD, &error);
+  g_assert_no_error (error);
+  for (int i = 0; i < 4; i++)
+    g_assert_cmpint (wino->ne[i], ==, direct->ne[i]);
+  g_autofree gfloat *want = sdcl_tensor_read_f32 (direct, &error);
+  g_autofree gfloat *got = sdcl_tensor_read_f32 (wino, &error);
+  g_assert_no_error (error);
+  const gsize n = sdcl_tensor_numel (direct);
+  gdouble max_ref = 0, max_err = 0;
+  for (gsize i = 0; i < n; i++)
+    {
+      max_ref = MAX (max_ref, fabs (want[i]));
+      max_err = MAX (max_err, fabs (got[i] - want[i]));
+    }
+  g_test_message ("%s: max error %.2e of the largest value", c->name, max_err / max_ref);
+  sdcl_test_assert_close (c->name, got, want, n, TOL_REL, TOL_NMSE);
 }
 
 static void
@@ -600,6 +661,23 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/timestep-embedding", test_timestep_embedding);
   g_test_add_data_func ("/ops/sd15/conv-3x3-320-64x64", GINT_TO_POINTER (FALSE), test_large_conv);
   g_test_add_data_func ("/ops/sd15/conv-3x3-stride2-320", GINT_TO_POINTER (TRUE), test_large_conv);
+  static const WinogradCase winograd[] = {
+    { "unet-320-64x64", 320, 320, 64, 64, 2, 1, 1, FALSE },
+    { "unet-640-32x32", 640, 640, 32, 32, 2, 1, 1, FALSE },
+    { "unet-1280-16x16", 1280, 1280, 16, 16, 2, 1, 1, FALSE },
+    { "unet-1280-8x8", 1280, 1280, 8, 8, 2, 1, 1, FALSE },
+    { "unet-2560-1280-16x16", 2560, 1280, 16, 16, 1, 1, 1, FALSE },
+    { "vae-512-64x64", 512, 512, 64, 64, 1, 1, 1, FALSE },
+    { "vae-128-256x256", 128, 128, 256, 256, 1, 1, 1, FALSE },
+    { "odd-9x11-tails", 44, 20, 9, 11, 2, 1, 1, FALSE },
+    { "pad-0-1", 64, 40, 13, 7, 1, 0, 1, FALSE },
+    { "pad-2-0-f16-input", 36, 48, 10, 10, 1, 2, 0, TRUE },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (winograd); i++)
+    {
+      g_autofree gchar *path = g_strdup_printf ("/ops/conv/winograd/%s", winograd[i].name);
+      g_test_add_data_func (path, &winograd[i], test_winograd);
+    }
   g_test_add_func ("/ops/sd15/matmul-4096x320x1280", test_large_gemm);
   g_test_add_data_func ("/ops/sd15/attention-self-4096", GINT_TO_POINTER (FALSE),
                         test_large_attention);
