@@ -8,22 +8,21 @@
  * float8, broadcasts 6 scalars of A and issues 12 FMAs into 12 accumulator
  * vectors: 15 of the 16 AVX registers, no spills (checked in the PoCL
  * kernel cache's .so). f16 B is read with vload_half8 (vcvtph2ps with
- * F16C); for products with many rows the host widens it to f32 once per
- * call with gemm_widen_f16 instead, because the conversion in the K loop
- * costs about a third of the FMA rate on x86.
+ * F16C); for products with many rows the host converts it to f32 once per
+ * call instead (gemm_pack_f16 for linear layers, gemm_widen_f16 for conv
+ * weights), because the conversion in the K loop costs about a third of
+ * the FMA rate on x86.
  *
  * Layouts (elements, innermost first as in engine/tensor.h):
  *   A  [K, M] rows of K, row stride lda, batch stride a_batch;
- *   B  [N, K] i.e. B[k][n] with row stride ldb (the linear weight is stored
- *      transposed this way by sdcl_linear_weight_new, ldb padded to a
- *      multiple of 16 with zero columns, so its loads never need a mask);
- *      columns n0 .. n0+15 start b_panel elements after those of n0-16:
- *      16 for plain rows, K·16 for B stored as panels of 16 columns one
- *      after the other (ldb 16), which the K loop then reads as one
- *      sequential stream (the Winograd weights, cl/winograd.cl);
- *   C  [N, M] rows of N, row stride ldc.
- * Columns n0 .. n0+15 are read unmasked when n0 + 16 <= n_readable; the
- * last panel of an unpadded B (matmul) takes a slower masked path.
+ *   B  [N, K] i.e. B[k][n] with row stride ldb, read 16 columns at a time
+ *      without a mask, so every B is padded to a multiple of 16 columns
+ *      with zeros: linear and conv weights by sdcl_linear_weight_new (rows
+ *      of ldw), everything else by gemm_pack_* below. Columns n0 .. n0+15
+ *      start b_panel elements after those of n0-16: 16 for plain rows, K·16
+ *      for B stored as panels of 16 columns one after the other (ldb 16),
+ *      which the K loop reads as one sequential stream;
+ *   C  [N, M] rows of N, row stride ldc; only columns < N are stored.
  *
  * Launch: global (ceil(N/16) rounded to local0, ceil(M/6) rounded to
  * local1, batches), local (GEMM_WG_N, GEMM_WG_M, 1) — see ops-gemm.c.
@@ -120,10 +119,9 @@ gemm_store_row (global float *c, int n0, int N, float8 va, float8 vb)
       GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);                 \
     }
 
-/* B with f16 storage (linear weights): always padded, never masked. */
+/* B with f16 storage (linear weights). */
 kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
           global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
-          int n_readable,
           global const float *bias, ulong bias_off, int has_bias,
           global float *c, ulong c_off, long ldc, long c_batch)
 {
@@ -138,25 +136,9 @@ kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch
   GEMM_EPILOGUE;
 }
 
-/* Loads 16 columns of an f32 B row of which only `n` exist. */
-inline float8
-gemm_load_masked (int half_index, const global float *p, int n)
-{
-  float t[8];
-  for (int j = 0; j < 8; j++)
-    {
-      const int col = half_index * 8 + j;
-      t[j] = col < n ? p[col] : 0.0f;
-    }
-  return vload8 (0, t);
-}
-
-#define GEMM_LOAD_TAIL(i, p) gemm_load_masked ((i), (p), n_readable - n0)
-
-/* B with f32 storage: linear weights kept in f32 and sdcl_matmul. */
+/* B with f32 storage: linear weights kept in f32, packed panels. */
 kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
           global const float *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
-          int n_readable,
           global const float *bias, ulong bias_off, int has_bias,
           global float *c, ulong c_off, long ldc, long c_batch)
 {
@@ -167,10 +149,7 @@ kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch
   GEMM_A_ROWS;
   const global float *bp = b + b_off + batch * b_batch + (n0 / 16) * b_panel;
   GEMM_ACC_DECL;
-  if (n0 + 16 <= n_readable)
-    GEMM_K_LOOP (vload8)
-  else
-    GEMM_K_LOOP (GEMM_LOAD_TAIL)
+  GEMM_K_LOOP (vload8);
   GEMM_EPILOGUE;
 }
 
@@ -185,4 +164,45 @@ kernel void gemm_widen_f16 (global const half *w, ulong w_off, global float *out
   const long i = get_global_id (0);
   if (i * 8 < count)
     vstore8 (vload_half8 (i, w + w_off), i, out);
+}
+
+/* Packs B as f32 panels of 16 columns for the kernels above:
+ *   dst[((batch · panels + p) · K + k) · 16 + j] = B[k][p·16 + j], 0 past N,
+ * where B[k][n] is src[off + batch · src_batch + k · ld_k + n · ld_n]; so
+ * one kernel packs a matrix (ld_n 1), its transpose (ld_k 1) or a weight's
+ * rows, from f32 or f16. Each work-item writes one 16-wide row of a panel:
+ * global (K, panels, batches). Sequential panels make the product's K loop
+ * one stream per work-item instead of a 64-byte read per row of a wide B
+ * (a new page every few rows: TLB-bound), and pad any N without a masked
+ * load in the K loop. */
+#define GEMM_PACK_BODY(LOAD8, LOAD1)                                         \
+  const int k = get_global_id (0), p = get_global_id (1);                    \
+  const long batch = get_global_id (2);                                      \
+  if (k >= K || p >= panels)                                                 \
+    return;                                                                  \
+  const long at = off + batch * src_batch + (long) k * ld_k;                 \
+  global float *d = dst + ((batch * panels + p) * K + k) * 16;               \
+  const int n0 = p * 16;                                                     \
+  if (ld_n == 1 && n0 + 16 <= N)                                             \
+    {                                                                        \
+      vstore8 (LOAD8 (0, src + at + n0), 0, d);                              \
+      vstore8 (LOAD8 (1, src + at + n0), 1, d);                              \
+      return;                                                                \
+    }                                                                        \
+  for (int j = 0; j < 16; j++)                                               \
+    d[j] = n0 + j < N ? LOAD1 (src + at + (long) (n0 + j) * ld_n) : 0.0f
+
+#define GEMM_DEREF_F32(p) (*(p))
+#define GEMM_DEREF_F16(p) vload_half (0, (p))
+
+kernel void gemm_pack_f32 (global const float *src, ulong off, long ld_k, long ld_n,
+               long src_batch, int K, int N, int panels, global float *dst)
+{
+  GEMM_PACK_BODY (vload8, GEMM_DEREF_F32);
+}
+
+kernel void gemm_pack_f16 (global const half *src, ulong off, long ld_k, long ld_n,
+               long src_batch, int K, int N, int panels, global float *dst)
+{
+  GEMM_PACK_BODY (vload_half8, GEMM_DEREF_F16);
 }

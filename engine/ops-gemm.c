@@ -29,9 +29,11 @@
 #define GEMM_WG_N 4
 #define GEMM_WG_M 8
 
-/* Products with at least this many rows widen f16 weights to f32 first:
- * at 77 rows (the text encoder) converting in the K loop was faster. */
-#define WIDEN_MIN_ROWS 96
+/* Linear products with at least this many rows read their weight packed
+ * into f32 panels (pack_panels), convolutions a widened f32 copy of f16
+ * weights (weight_for_rows); at 77 rows (the text encoder) reading the
+ * stored rows, converting f16 in the K loop, was faster. */
+#define PACK_MIN_ROWS 96
 
 /* Convolutions sum over at most this many K rows (input channels x taps)
  * per launch; wider ones run in channel blocks that accumulate in the
@@ -173,7 +175,7 @@ packed_ldw (const SdclTensor *w, int dim)
 static SdclTensor *
 weight_for_rows (const SdclTensor *w, gint64 k_rows, glong ldw, gint64 m_rows, GError **error)
 {
-  if (w->dtype != SDCL_DTYPE_F16 || m_rows < WIDEN_MIN_ROWS)
+  if (w->dtype != SDCL_DTYPE_F16 || m_rows < PACK_MIN_ROWS)
     return sdcl_tensor_view (w, w->ne, w->nb, 0, error);
   const gint64 count = k_rows * ldw;
   g_autoptr (SdclTensor) wide = sdcl_tensor_new (w->engine, SDCL_DTYPE_F32, 1, &count, error);
@@ -199,8 +201,8 @@ sdcl_linear_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
 static gboolean
 launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_batch, gint64 M,
                     gint64 K, const SdclTensor *b, glong ldb, glong b_batch, glong b_panel,
-                    gint64 N, gint64 n_readable, const SdclTensor *bias, SdclTensor *c,
-                    glong ldc, glong c_batch, gint64 batches, GError **error)
+                    gint64 N, const SdclTensor *bias, SdclTensor *c, glong ldc, glong c_batch,
+                    gint64 batches, GError **error)
 {
   const gsize local[3] = { GEMM_WG_N, GEMM_WG_M, 1 };
   const gsize global[3] = {
@@ -215,7 +217,7 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
                       SDCL_ARG_INT (M), SDCL_ARG_INT (K),
                       SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (sdcl_elem_off (b)),
                       SDCL_ARG_LONG (ldb), SDCL_ARG_LONG (b_batch), SDCL_ARG_LONG (b_panel),
-                      SDCL_ARG_INT (N), SDCL_ARG_INT (n_readable),
+                      SDCL_ARG_INT (N),
                       SDCL_ARG_MEM (bias ? bias->mem : c->mem),
                       SDCL_ARG_ULONG (bias ? sdcl_elem_off (bias) : 0),
                       SDCL_ARG_INT (bias != NULL),
@@ -223,15 +225,53 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
                       SDCL_ARG_LONG (ldc), SDCL_ARG_LONG (c_batch));
 }
 
-/* The same with B as plain rows: panel n0/16 starts at column n0. */
+/* The same with B as plain rows of ldb >= N padded columns: panel n0/16
+ * starts at column n0. */
 static gboolean
 launch_gemm (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_batch, gint64 M,
              gint64 K, const SdclTensor *b, glong ldb, glong b_batch, gint64 N,
-             gint64 n_readable, const SdclTensor *bias, SdclTensor *c, glong ldc,
-             glong c_batch, gint64 batches, GError **error)
+             const SdclTensor *bias, SdclTensor *c, glong ldc, glong c_batch, gint64 batches,
+             GError **error)
 {
-  return launch_gemm_panels (engine, a, lda, a_batch, M, K, b, ldb, b_batch, GEMM_TN, N,
-                             n_readable, bias, c, ldc, c_batch, batches, error);
+  return launch_gemm_panels (engine, a, lda, a_batch, M, K, b, ldb, b_batch, GEMM_TN, N, bias,
+                             c, ldc, c_batch, batches, error);
+}
+
+/* B[k][n] = src[off + batch · src_batch + k · ld_k + n · ld_n] (elements,
+ * f32 or f16) packed by gemm_pack_* into f32 panels of 16 columns: a new
+ * tensor of ne { 16, K, panels, batches }, zero past column N. */
+static SdclTensor *
+pack_panels (const SdclTensor *src, glong ld_k, glong ld_n, glong src_batch, gint64 K,
+             gint64 N, gint64 batches, GError **error)
+{
+  const gint64 ne[4] = { GEMM_TN, K, (N + GEMM_TN - 1) / GEMM_TN, batches };
+  if (K > G_MAXINT || N > G_MAXINT)
+    return sdcl_ops_shape_error (error, "matmul", "the operand is too large", src, NULL);
+  g_autoptr (SdclTensor) p = sdcl_tensor_new (src->engine, SDCL_DTYPE_F32, 4, ne, error);
+  const gsize local[3] = { 64, 1, 1 };
+  const gsize global[3] = { sdcl_round_up (K, local[0]), ne[2], batches };
+  if (!p || !SDCL_LAUNCH (src->engine, src->dtype == SDCL_DTYPE_F16 ? "gemm_pack_f16"
+                                                                     : "gemm_pack_f32",
+                          3, global, local, error,
+                          SDCL_ARG_MEM (src->mem), SDCL_ARG_ULONG (sdcl_elem_off (src)),
+                          SDCL_ARG_LONG (ld_k), SDCL_ARG_LONG (ld_n), SDCL_ARG_LONG (src_batch),
+                          SDCL_ARG_INT (K), SDCL_ARG_INT (N), SDCL_ARG_INT (ne[2]),
+                          SDCL_ARG_MEM (p->mem)))
+    return NULL;
+  return g_steal_pointer (&p);
+}
+
+/* The same launch with B packed by pack_panels (one batch for all, or one
+ * per product). */
+static gboolean
+launch_gemm_packed (const SdclTensor *a, glong lda, glong a_batch, gint64 M,
+                    const SdclTensor *packed, gint64 N, const SdclTensor *bias, SdclTensor *c,
+                    glong ldc, glong c_batch, gint64 batches, GError **error)
+{
+  const gint64 K = packed->ne[1];
+  const glong panel = GEMM_TN * K, b_batch = packed->ne[3] == 1 ? 0 : panel * packed->ne[2];
+  return launch_gemm_panels (a->engine, a, lda, a_batch, M, K, packed, GEMM_TN, b_batch, panel,
+                             N, bias, c, ldc, c_batch, batches, error);
 }
 
 SdclTensor *
@@ -254,10 +294,14 @@ sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, G
     return NULL;
   const gint64 ne[4] = { N, x->ne[1], x->ne[2], x->ne[3] };
   const gint64 M = x->ne[1] * x->ne[2] * x->ne[3];
-  g_autoptr (SdclTensor) wk = weight_for_rows (w, K, ldw, M, error);
-  g_autoptr (SdclTensor) y = wk ? sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error) : NULL;
-  if (!y || !launch_gemm (x->engine, xr, lda, 0, M, K, wk, ldw, 0, N, ldw, br, y, N, 0, 1,
-                          error))
+  g_autoptr (SdclTensor) y = sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error);
+  if (!y)
+    return NULL;
+  if (M < PACK_MIN_ROWS)
+    return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, N, 0, 1, error)
+             ? g_steal_pointer (&y) : NULL;
+  g_autoptr (SdclTensor) packed = pack_panels (w, ldw, 1, 0, K, ldw, 1, error);
+  if (!packed || !launch_gemm_packed (xr, lda, 0, M, packed, N, br, y, N, 0, 1, error))
     return NULL;
   return g_steal_pointer (&y);
 }
@@ -285,43 +329,78 @@ matrix_of (const SdclTensor *t, GError **error)
   return sdcl_contiguous (t, error);
 }
 
+/* K and N of a matmul's b; FALSE when a's K does not fit (error set). */
+static gboolean
+matmul_operand (const SdclTensor *a, const SdclTensor *b, gboolean transpose_b, gint64 *K,
+                gint64 *N, GError **error)
+{
+  *K = b->ne[transpose_b ? 0 : 1];
+  *N = b->ne[transpose_b ? 1 : 0];
+  if (*K == a->ne[0])
+    return TRUE;
+  sdcl_ops_shape_error (error, "matmul", transpose_b ? "b's ne0 must equal a's ne0 (K)"
+                                                     : "b's ne1 must equal a's ne0 (K)", a, b);
+  return FALSE;
+}
+
+SdclTensor *
+sdcl_matmul_pack (const SdclTensor *b, gboolean transpose_b, GError **error)
+{
+  if (b->dtype != SDCL_DTYPE_F32 && b->dtype != SDCL_DTYPE_F16)
+    return dtype_error (error, "matmul", "operands must be f32", b);
+  g_autoptr (SdclTensor) bb = batch_stride (b) >= 0 ? sdcl_tensor_view (b, b->ne, b->nb, 0, error)
+                                                    : sdcl_contiguous (b, error);
+  if (!bb)
+    return NULL;
+  const int kd = transpose_b ? 0 : 1, nd = 1 - kd;
+  return pack_panels (bb, elem_stride (bb, kd), elem_stride (bb, nd), batch_stride (bb),
+                      bb->ne[kd], bb->ne[nd], bb->ne[2] * bb->ne[3], error);
+}
+
+gboolean
+sdcl_matmul_packed_into (const SdclTensor *a, const SdclTensor *packed, gint64 N,
+                         SdclTensor *c, GError **error)
+{
+  const gint64 K = packed->ne[1], batches = a->ne[2] * a->ne[3];
+  if (a->dtype != SDCL_DTYPE_F32 && a->dtype != SDCL_DTYPE_F16)
+    {
+      dtype_error (error, "matmul", "operands must be f32", a);
+      return FALSE;
+    }
+  if (packed->ne[0] != GEMM_TN || packed->ne[2] != (N + GEMM_TN - 1) / GEMM_TN
+      || (packed->ne[3] != 1 && packed->ne[3] != batches) || a->ne[0] != K)
+    {
+      sdcl_ops_shape_error (error, "matmul", "a does not fit the packed b", a, packed);
+      return FALSE;
+    }
+  glong c_batch = batch_stride (c);
+  if (c->dtype != SDCL_DTYPE_F32 || c->ne[0] != N || c->ne[1] != a->ne[1]
+      || c->ne[2] != a->ne[2] || c->ne[3] != a->ne[3] || c->nb[0] != sizeof (gfloat)
+      || c_batch < 0)
+    {
+      sdcl_ops_shape_error (error, "matmul", "the output does not fit", a, c);
+      return FALSE;
+    }
+  g_autoptr (SdclTensor) ar = matrix_of (a, error);
+  return ar && launch_gemm_packed (ar, elem_stride (ar, 1), batch_stride (ar), a->ne[1], packed,
+                                   N, NULL, c, elem_stride (c, 1), c_batch, batches, error);
+}
+
 SdclTensor *
 sdcl_matmul (const SdclTensor *a, const SdclTensor *b, gboolean transpose_b, GError **error)
 {
   if (a->dtype != SDCL_DTYPE_F32 && a->dtype != SDCL_DTYPE_F16)
     return dtype_error (error, "matmul", "operands must be f32", a);
-  if (b->dtype != SDCL_DTYPE_F32 && b->dtype != SDCL_DTYPE_F16)
-    return dtype_error (error, "matmul", "operands must be f32", b);
-
-  /* bt is b as [N, K, B]: B[k][n], n unit-stride */
-  g_autoptr (SdclTensor) bt = NULL;
-  if (transpose_b)
-    {
-      const gint perm[4] = { 1, 0, 2, 3 };
-      g_autoptr (SdclTensor) p = sdcl_permute (b, perm, error);
-      bt = p ? sdcl_contiguous (p, error) : NULL;
-    }
-  else
-    bt = matrix_of (b, error);
-  if (!bt)
+  gint64 K, N;
+  if (!matmul_operand (a, b, transpose_b, &K, &N, error))
     return NULL;
-
-  const gint64 K = a->ne[0], M = a->ne[1], N = bt->ne[0];
-  const gint64 batches = a->ne[2] * a->ne[3], b_batches = bt->ne[2] * bt->ne[3];
-  if (bt->ne[1] != K)
-    return sdcl_ops_shape_error (error, "matmul", transpose_b ? "b's ne0 must equal a's ne0 (K)"
-                                                     : "b's ne1 must equal a's ne0 (K)", a, b);
-  if (b_batches != 1 && (bt->ne[2] != a->ne[2] || bt->ne[3] != a->ne[3]))
+  if (b->ne[2] * b->ne[3] != 1 && (b->ne[2] != a->ne[2] || b->ne[3] != a->ne[3]))
     return sdcl_ops_shape_error (error, "matmul", "b's batch must be 1 or a's", a, b);
-
-  g_autoptr (SdclTensor) ar = matrix_of (a, error);
-  if (!ar)
-    return NULL;
-  const gint64 ne[4] = { N, M, a->ne[2], a->ne[3] };
-  g_autoptr (SdclTensor) y = sdcl_tensor_new (a->engine, SDCL_DTYPE_F32, 4, ne, error);
-  if (!y || !launch_gemm (a->engine, ar, elem_stride (ar, 1), batch_stride (ar), M, K,
-                          bt, elem_stride (bt, 1), b_batches == 1 ? 0 : batch_stride (bt), N,
-                          N, NULL, y, N, N * M, batches, error))
+  g_autoptr (SdclTensor) packed = sdcl_matmul_pack (b, transpose_b, error);
+  const gint64 ne[4] = { N, a->ne[1], a->ne[2], a->ne[3] };
+  g_autoptr (SdclTensor) y = packed ? sdcl_tensor_new (a->engine, SDCL_DTYPE_F32, 4, ne, error)
+                                    : NULL;
+  if (!y || !sdcl_matmul_packed_into (a, packed, N, y, error))
     return NULL;
   return g_steal_pointer (&y);
 }
@@ -458,7 +537,7 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
         return NULL;
       /* M[p] = V[p] · U[p] for the 36 positions p, all ldw columns */
       if (!launch_gemm_panels (engine, v, Cin, tiles * Cin, tiles, Cin, u, GEMM_TN, Cin * ldw,
-                               Cin * GEMM_TN, ldw, ldw, NULL, m, ldw, tiles * ldw, 36, error))
+                               Cin * GEMM_TN, ldw, NULL, m, ldw, tiles * ldw, 36, error))
         return NULL;
       const gsize out_local[3] = { MIN ((Cout + 7) / 8, 8), 1, 1 };
       const gsize out_global[3] = { sdcl_round_up ((Cout + 7) / 8, out_local[0]), tiles_w,

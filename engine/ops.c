@@ -500,22 +500,26 @@ attention_by_matmul (const SdclTensor *q, const SdclTensor *k, const SdclTensor 
   const gfloat scale = 1.0 / sqrt ((double) D);
   for (gint h = 0; h < heads; h++)
     {
+      /* each head's keys (transposed) and values packed once for all blocks */
       const gsize feat = h * D * sizeof (gfloat);
       const gint64 kv_ne[4] = { D, Skv, B, 1 };
       g_autoptr (SdclTensor) kh = sdcl_tensor_view (k, kv_ne, k->nb, feat, error);
       g_autoptr (SdclTensor) vh = kh ? sdcl_tensor_view (v, kv_ne, v->nb, feat, error) : NULL;
-      if (!vh)
+      g_autoptr (SdclTensor) kp = vh ? sdcl_matmul_pack (kh, TRUE, error) : NULL;
+      g_autoptr (SdclTensor) vp = kp ? sdcl_matmul_pack (vh, FALSE, error) : NULL;
+      if (!vp)
         return NULL;
       for (gint64 r = 0; r < Sq; r += block)
         {
-          const gint64 n = MIN (block, Sq - r), q_ne[4] = { D, n, B, 1 };
-          const gsize at = feat + r * q->nb[1], o_at = feat + r * o->nb[1];
-          g_autoptr (SdclTensor) qb = sdcl_tensor_view (q, q_ne, q->nb, at, error);
-          g_autoptr (SdclTensor) s = qb ? sdcl_matmul (qb, kh, TRUE, error) : NULL;
-          g_autoptr (SdclTensor) p = s ? sdcl_softmax_scaled (s, scale, error) : NULL;
-          g_autoptr (SdclTensor) ob = p ? sdcl_matmul (p, vh, FALSE, error) : NULL;
-          g_autoptr (SdclTensor) dst = ob ? sdcl_tensor_view (o, q_ne, o->nb, o_at, error) : NULL;
-          if (!dst || !copy_into (ob, dst, error))
+          const gint64 n = MIN (block, Sq - r), q_ne[4] = { D, n, B, 1 }, s_ne[4] = { Skv, n, B, 1 };
+          g_autoptr (SdclTensor) qb = sdcl_tensor_view (q, q_ne, q->nb, feat + r * q->nb[1], error);
+          g_autoptr (SdclTensor) s = qb ? new_f32 (q->engine, s_ne, error) : NULL;
+          if (!s || !sdcl_matmul_packed_into (qb, kp, Skv, s, error))
+            return NULL;
+          g_autoptr (SdclTensor) p = sdcl_softmax_scaled (s, scale, error);
+          g_autoptr (SdclTensor) dst = p ? sdcl_tensor_view (o, q_ne, o->nb, feat + r * o->nb[1],
+                                                             error) : NULL;
+          if (!dst || !sdcl_matmul_packed_into (p, vp, D, dst, error))
             return NULL;
         }
     }

@@ -261,6 +261,9 @@ main (int argc, char **argv)
   bench_linear (4096, 320, 320);
   bench_linear (4096, 1280, 320);
   bench_linear (77, 768, 3072);
+  /* the feed-forward at 16x16 latents (CFG batch 2): few rows, wide weights */
+  bench_linear (512, 1280, 10240);
+  bench_linear (512, 5120, 1280);
   /* the UNet's layers with the CFG batch of 2, then the VAE decoder's */
   bench_conv (320, 320, 64, 2, 3, 1);
   bench_conv (320, 320, 64, 2, 3, 2);
