@@ -41,17 +41,38 @@
 #define SDCL_FMA(a, b, c) mad ((a), (b), (c))
 #endif
 
-/* Accumulators for one 6x16 tile: row i is (c<i>a, c<i>b). */
+/* The vector width: 8 (AVX2, NEON pairs, GPUs) or 16 where the device's
+ * preferred float vector is 16 wide (AVX-512), chosen by the engine
+ * (SDCL_GEMM_VW, see runtime.c). A work-item's tile is 6 rows by two
+ * vectors: 6x16 from one panel with float8, 6x32 from two neighbouring
+ * panels with float16 (12 of the 32 zmm registers as accumulators). */
+#ifndef SDCL_GEMM_VW
+#define SDCL_GEMM_VW 8
+#endif
+#if SDCL_GEMM_VW == 16
+typedef float16 gemm_v;
+#define GEMM_LOAD_F32(p) vload16 (0, (p))
+#define GEMM_LOAD_F16(p) vload_half16 (0, (p))
+#define GEMM_STORE(v, p) vstore16 ((v), 0, (p))
+#else
+typedef float8 gemm_v;
+#define GEMM_LOAD_F32(p) vload8 (0, (p))
+#define GEMM_LOAD_F16(p) vload_half8 (0, (p))
+#define GEMM_STORE(v, p) vstore8 ((v), 0, (p))
+#endif
+#define GEMM_TILE_N (2 * SDCL_GEMM_VW)
+
+/* Accumulators for one tile: row i is (c<i>a, c<i>b). */
 #define GEMM_ACC_DECL                                                        \
-  float8 c0a = 0.0f, c0b = 0.0f, c1a = 0.0f, c1b = 0.0f, c2a = 0.0f,        \
+  gemm_v c0a = 0.0f, c0b = 0.0f, c1a = 0.0f, c1b = 0.0f, c2a = 0.0f,        \
          c2b = 0.0f, c3a = 0.0f, c3b = 0.0f, c4a = 0.0f, c4b = 0.0f,        \
          c5a = 0.0f, c5b = 0.0f
 
 #define GEMM_FMA_ROW(i, s)                                                   \
   do {                                                                       \
-    const float8 s8_ = (float8) (s);                                         \
-    c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                   \
-    c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                   \
+    const gemm_v s_ = (gemm_v) (s);                                          \
+    c##i##a = SDCL_FMA (s_, b0, c##i##a);                                    \
+    c##i##b = SDCL_FMA (s_, b1, c##i##b);                                    \
   } while (0)
 
 #define GEMM_FMA_6(s0, s1, s2, s3, s4, s5)                                   \
@@ -60,34 +81,39 @@
     GEMM_FMA_ROW (3, s3); GEMM_FMA_ROW (4, s4); GEMM_FMA_ROW (5, s5);        \
   } while (0)
 
-/* Adds bias (if any), then stores row i of the tile when it exists. */
+/* Stores the columns col .. col+VW-1 of a row that exist (col < N). */
 inline void
-gemm_store_row (global float *c, int n0, int N, float8 va, float8 vb)
+gemm_store_vec (global float *c, int col, int N, gemm_v v)
 {
-  if (n0 + 16 <= N)
+  if (col + SDCL_GEMM_VW <= N)
+    GEMM_STORE (v, c + col);
+  else if (col < N)
     {
-      vstore8 (va, 0, c + n0);
-      vstore8 (vb, 1, c + n0);
-    }
-  else
-    {
-      float t[16];
-      vstore8 (va, 0, t);
-      vstore8 (vb, 1, t);
-      for (int j = 0; j < N - n0; j++)
-        c[n0 + j] = t[j];
+      float t[SDCL_GEMM_VW];
+      GEMM_STORE (v, t);
+      for (int j = 0; j < N - col; j++)
+        c[col + j] = t[j];
     }
 }
 
+inline void
+gemm_store_row (global float *c, int n0, int N, gemm_v va, gemm_v vb)
+{
+  gemm_store_vec (c, n0, N, va);
+  gemm_store_vec (c, n0 + SDCL_GEMM_VW, N, vb);
+}
+
+/* Adds bias (if any), then stores row i of the tile when it exists. */
 #define GEMM_EPILOGUE                                                        \
   do {                                                                       \
     if (has_bias)                                                            \
       {                                                                      \
-        float t[16];                                                         \
+        float t[GEMM_TILE_N];                                                \
         const global float *bb = bias + bias_off;                            \
-        for (int j = 0; j < 16; j++)                                         \
+        for (int j = 0; j < GEMM_TILE_N; j++)                                \
           t[j] = n0 + j < N ? bb[n0 + j] : 0.0f;                             \
-        const float8 ba = vload8 (0, t), bv = vload8 (1, t);                 \
+        const gemm_v ba = GEMM_LOAD_F32 (t);                                 \
+        const gemm_v bv = GEMM_LOAD_F32 (t + SDCL_GEMM_VW);                  \
         c0a += ba; c1a += ba; c2a += ba; c3a += ba; c4a += ba; c5a += ba;    \
         c0b += bv; c1b += bv; c2b += bv; c3b += bv; c4b += bv; c5b += bv;    \
       }                                                                      \
@@ -111,11 +137,25 @@ gemm_store_row (global float *c, int n0, int N, float8 va, float8 vb)
   const global float *a4 = ab + (long) min (m0 + 4, M - 1) * lda;            \
   const global float *a5 = ab + (long) min (m0 + 5, M - 1) * lda
 
+/* The tile's two column vectors start at bp0 and bp1: with float8 the two
+ * halves of panel n0/16; with float16 panels n0/16 and n0/16 + 1, or the
+ * first twice when N ends inside it (the copy is computed, not stored). */
+#if SDCL_GEMM_VW == 16
+#define GEMM_B_PANELS(T)                                                     \
+  const global T *bp0 = b + b_off + batch * b_batch + (n0 / 16) * b_panel;   \
+  const global T *bp1 = n0 + 16 < N ? bp0 + b_panel : bp0
+#else
+#define GEMM_B_PANELS(T)                                                     \
+  const global T *bp0 = b + b_off + batch * b_batch + (n0 / 16) * b_panel;   \
+  const global T *bp1 = bp0 + 8
+#endif
+
 #define GEMM_K_LOOP(LOADB)                                                   \
   for (int k = 0; k < K; k++)                                                \
     {                                                                        \
-      const float8 b0 = LOADB (0, bp), b1 = LOADB (1, bp);                   \
-      bp += ldb;                                                             \
+      const gemm_v b0 = LOADB (bp0), b1 = LOADB (bp1);                       \
+      bp0 += ldb;                                                            \
+      bp1 += ldb;                                                            \
       GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);                 \
     }
 
@@ -125,14 +165,14 @@ kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch
           global const float *bias, ulong bias_off, int has_bias,
           global float *c, ulong c_off, long ldc, long c_batch)
 {
-  const int n0 = get_global_id (0) * 16, m0 = get_global_id (1) * GEMM_TM;
+  const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
   const int batch = get_global_id (2);
   if (n0 >= N || m0 >= M)
     return;
   GEMM_A_ROWS;
-  const global half *bp = b + b_off + batch * b_batch + (n0 / 16) * b_panel;
+  GEMM_B_PANELS (half);
   GEMM_ACC_DECL;
-  GEMM_K_LOOP (vload_half8);
+  GEMM_K_LOOP (GEMM_LOAD_F16);
   GEMM_EPILOGUE;
 }
 
@@ -142,14 +182,14 @@ kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch
           global const float *bias, ulong bias_off, int has_bias,
           global float *c, ulong c_off, long ldc, long c_batch)
 {
-  const int n0 = get_global_id (0) * 16, m0 = get_global_id (1) * GEMM_TM;
+  const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
   const int batch = get_global_id (2);
   if (n0 >= N || m0 >= M)
     return;
   GEMM_A_ROWS;
-  const global float *bp = b + b_off + batch * b_batch + (n0 / 16) * b_panel;
+  GEMM_B_PANELS (float);
   GEMM_ACC_DECL;
-  GEMM_K_LOOP (vload8);
+  GEMM_K_LOOP (GEMM_LOAD_F32);
   GEMM_EPILOGUE;
 }
 

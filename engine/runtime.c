@@ -8,6 +8,7 @@
 #include "runtime.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 G_DEFINE_QUARK (sdcl-runtime-error-quark, sdcl_runtime_error)
@@ -142,6 +143,9 @@ probe_device (cl_platform_id platform, cl_device_id device,
     info->compute_units = u32;
   if (clGetDeviceInfo (device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof sz, &sz, NULL) == CL_SUCCESS)
     info->max_work_group_size = sz;
+  if (clGetDeviceInfo (device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof u32, &u32, NULL)
+      == CL_SUCCESS)
+    info->float_vector_width = u32;
 
   g_autofree gchar *ext = device_string (device, CL_DEVICE_EXTENSIONS);
   gchar **words = g_strsplit (ext, " ", -1);
@@ -237,6 +241,7 @@ struct _SdclEngine
   cl_command_queue queue;
   gchar           *build_options;
   gchar           *cache_dir;      /* NULL: binary cache off */
+  guint            gemm_width;     /* SDCL_GEMM_VW of cl/gemm.cl: 8 or 16 */
 
   GHashTable      *kernel_file;    /* kernel name -> cl file name, for built programs */
   GHashTable      *programs;       /* cl file name -> cl_program */
@@ -253,6 +258,7 @@ struct _SdclEngine
 cl_context       sdcl_engine_context (SdclEngine *e) { return e->context; }
 cl_command_queue sdcl_engine_queue (SdclEngine *e)   { return e->queue; }
 const SdclDeviceInfo *sdcl_engine_device (SdclEngine *e) { return e->info; }
+guint   sdcl_engine_gemm_width (SdclEngine *e)    { return e->gemm_width; }
 guint64 sdcl_engine_memory_in_use (SdclEngine *e) { return e->mem_in_use; }
 guint64 sdcl_engine_memory_peak (SdclEngine *e)   { return e->mem_peak; }
 void    sdcl_engine_reset_peak (SdclEngine *e)    { e->mem_peak = e->mem_in_use; }
@@ -355,9 +361,18 @@ sdcl_engine_new (const gchar *spec, GError **error)
   if (!sdcl_cl_check (err, "clCreateCommandQueue", error))
     goto fail;
 
+  /* float16 GEMM tiles where the CPU's vectors are 16 floats wide (AVX-512);
+   * SDCL_GEMM_WIDTH=8 or 16 overrides (the tests run both) */
+  const gchar *gw = g_getenv ("SDCL_GEMM_WIDTH");
+  if (gw && (g_strcmp0 (gw, "8") == 0 || g_strcmp0 (gw, "16") == 0))
+    engine->gemm_width = atoi (gw);
+  else
+    engine->gemm_width = !engine->info->is_gpu && engine->info->float_vector_width >= 16 ? 16 : 8;
   engine->build_options = g_strdup_printf (
-    "-cl-std=CL1.2 -cl-mad-enable -DSDCL_HAS_FP16=%d -DSDCL_IS_GPU=%d -DSDCL_MAX_WG=%" G_GSIZE_FORMAT,
-    engine->info->has_fp16, engine->info->is_gpu, engine->info->max_work_group_size);
+    "-cl-std=CL1.2 -cl-mad-enable -DSDCL_HAS_FP16=%d -DSDCL_IS_GPU=%d -DSDCL_MAX_WG=%" G_GSIZE_FORMAT
+    " -DSDCL_GEMM_VW=%u",
+    engine->info->has_fp16, engine->info->is_gpu, engine->info->max_work_group_size,
+    engine->gemm_width);
 
   const gchar *cache = g_getenv ("SDCL_KERNEL_CACHE");
   if (cache && g_strcmp0 (cache, "off") == 0)

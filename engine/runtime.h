@@ -51,6 +51,9 @@ gboolean sdcl_launch (SdclEngine    *engine,
                (error))
 
 cl_context       sdcl_engine_context (SdclEngine *engine);
+/* The vector width cl/gemm.cl was built for (8 or 16): a GEMM work-item
+ * covers twice as many columns. */
+guint            sdcl_engine_gemm_width (SdclEngine *engine);
 cl_command_queue sdcl_engine_queue (SdclEngine *engine);
 
 /* Device buffers counted against the engine's memory figures. Sizes above

@@ -99,6 +99,7 @@ typedef struct
   gsize   max_work_group_size;
   gboolean has_fp16;                 /* cl_khr_fp16: half arithmetic in kernels */
   gboolean has_subgroups;
+  guint   float_vector_width;        /* CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT (16 on AVX-512) */
 } SdclDeviceInfo;
 
 void sdcl_device_info_free (SdclDeviceInfo *info);
