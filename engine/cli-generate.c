@@ -27,6 +27,9 @@
 #define UNSET_SEED   G_MININT64
 #define UNSET_DOUBLE (-G_MAXDOUBLE)
 
+/* The shipped model's file name (models/ in the checkout, share/sdcl/models when installed) */
+#define SDCL_DEFAULT_MODEL "sdcl-shapes.safetensors"
+
 typedef struct
 {
   SdclMode  mode;
@@ -70,12 +73,12 @@ usage_line (SdclMode mode)
   switch (mode)
     {
     case SDCL_MODE_IMG2IMG:
-      return "usage: sdcl img2img --model MODEL --init IMAGE --prompt TEXT -o OUT.png [OPTIONS]";
+      return "usage: sdcl img2img [--model MODEL] --init IMAGE --prompt TEXT -o OUT.png [OPTIONS]";
     case SDCL_MODE_INPAINT:
-      return "usage: sdcl inpaint --model MODEL --init IMAGE --mask MASK --prompt TEXT "
+      return "usage: sdcl inpaint [--model MODEL] --init IMAGE --mask MASK --prompt TEXT "
              "-o OUT.png [OPTIONS]";
     default:
-      return "usage: sdcl generate --model MODEL --prompt TEXT -o OUT.png [OPTIONS]";
+      return "usage: sdcl generate [--model MODEL] --prompt TEXT -o OUT.png [OPTIONS]";
     }
 }
 
@@ -107,7 +110,8 @@ option_context (Options *o)
 {
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o->model,
-      "Model: a .safetensors file or a diffusers folder (required)", "MODEL" },
+      "Model: a .safetensors file or a diffusers folder (default: $SDCL_MODEL, else the "
+      "shipped sdcl-shapes model)", "MODEL" },
     { "vae", 0, 0, G_OPTION_ARG_FILENAME, &o->vae, "A VAE file or folder replacing the model's", "VAE" },
     { "prompt", 'p', 0, G_OPTION_ARG_STRING, &o->prompt,
       "What to draw, in sd-webui syntax: (word:1.2), [word], BREAK (required; may be \"\")", "TEXT" },
@@ -214,7 +218,7 @@ check_presence (const Options *o)
   if (o->mode != SDCL_MODE_INPAINT && o->mask)
     return usage_error (o, "--mask applies to inpaint only");
   const struct { const gchar *name; gboolean missing; } needed[] = {
-    { "--model", !o->model }, { "--prompt", !o->prompt }, { "-o", !o->output },
+    { "--prompt", !o->prompt }, { "-o", !o->output },
     { "--init", o->mode != SDCL_MODE_TXT2IMG && !o->init },
     { "--mask", o->mode == SDCL_MODE_INPAINT && !o->mask },
   };
@@ -296,6 +300,34 @@ check_outputs (const Options *o, guint count, GError **error)
   return 0;
 }
 
+/* The model used without --model: $SDCL_MODEL, else the shipped
+ * sdcl-shapes.safetensors installed beside the program (PREFIX/bin/sdcl ->
+ * PREFIX/share/sdcl/models) or, run from a build tree (build/engine/sdcl),
+ * the checkout's models/ folder. NULL with an error naming where it looked. */
+static gchar *
+default_model (GError **error)
+{
+  const gchar *env = g_getenv ("SDCL_MODEL");
+  if (env && *env)
+    return g_strdup (env);
+  g_autofree gchar *exe = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree gchar *bin = exe ? g_path_get_dirname (exe) : g_strdup (".");
+  const gchar *relative[] = { "../share/sdcl/models", "../../models" };
+  g_autoptr (GString) tried = g_string_new (NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (relative); i++)
+    {
+      g_autofree gchar *dir = g_canonicalize_filename (relative[i], bin);
+      g_autofree gchar *path = g_build_filename (dir, SDCL_DEFAULT_MODEL, NULL);
+      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        return g_steal_pointer (&path);
+      g_string_append_printf (tried, "%s%s", i ? ", " : "", dir);
+    }
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+               "no --model given, and the shipped model %s is in none of %s; pass --model or "
+               "set SDCL_MODEL", SDCL_DEFAULT_MODEL, tried->str);
+  return NULL;
+}
+
 /* Parses and checks the arguments; 0 to go on, else the exit status. A
  * `--sampler help` lists the samplers and ends with 0 through *done. */
 static int
@@ -320,6 +352,8 @@ parse_options (Options *o, int argc, char **argv, gboolean *done)
   SdclSchedule schedule;
   if (status == 0 && o->sampler && !sdcl_sampler_from_name (o->sampler, &sampler, &schedule, &error))
     status = usage_error (o, "%s (--sampler help lists them)", error->message);
+  if (status == 0 && !o->model && !(o->model = default_model (&error)))
+    status = fail (o, error);
   return status;
 }
 

@@ -143,7 +143,6 @@ typedef struct
 /* MODEL and OUT stand for the tiny model and a scratch file. */
 static const BadArgs bad_args[] = {
   { "unknown-option", { "generate", "MODEL", "--prompt", "x", "-o", "OUT", "--frob" }, "Unknown option --frob" },
-  { "missing-model", { "generate", "--prompt", "x", "-o", "OUT" }, "--model is required" },
   { "missing-prompt", { "generate", "MODEL", "-o", "OUT" }, "--prompt is required" },
   { "missing-output", { "generate", "MODEL", "--prompt", "x" }, "-o is required" },
   { "missing-init", { "img2img", "MODEL", "--prompt", "x", "-o", "OUT" }, "--init is required" },
@@ -236,6 +235,27 @@ test_missing_model (void)
   g_autofree gchar *out = scratch_path ("missing-model.png");
   g_autoptr (Result) r = run_sdcl ("generate", "--model", absent, "--prompt", "x", "-o", out);
   expect_err (r, 1, "sdcl generate: ", "absent.safetensors");
+  g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+}
+
+/* Without --model: $SDCL_MODEL, else the shipped model (see
+ * tests/test-default-model.c for the shipped model itself). */
+static void
+test_model_from_environment (void)
+{
+  g_autofree gchar *out = scratch_path ("env-model.png");
+  g_setenv ("SDCL_MODEL", model, TRUE);
+  g_autoptr (Result) r = run_sdcl ("generate", "--prompt", "x", "--steps", "2", "-o", out);
+  g_unsetenv ("SDCL_MODEL");
+  expect_err (r, 0, "loaded in");
+  g_assert_true (g_file_test (out, G_FILE_TEST_IS_REGULAR));
+  g_unlink (out);
+
+  g_autofree gchar *absent = scratch_path ("absent-env.safetensors");
+  g_setenv ("SDCL_MODEL", absent, TRUE);
+  g_autoptr (Result) r2 = run_sdcl ("generate", "--prompt", "x", "-o", out);
+  g_unsetenv ("SDCL_MODEL");
+  expect_err (r2, 1, "sdcl generate: ", "absent-env.safetensors");
   g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
 }
 
@@ -439,6 +459,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/usage/sampler-help", test_sampler_help);
   g_test_add_func ("/cli/errors/missing-model", test_missing_model);
   g_test_add_func ("/cli/errors/missing-output-folder", test_missing_output_folder);
+  g_test_add_func ("/cli/run/model-from-environment", test_model_from_environment);
   g_test_add_func ("/cli/errors/inpaint-black-mask", test_black_mask);
   g_test_add_func ("/cli/errors/mask-size", test_mask_size);
   g_test_add_func ("/cli/errors/init-wrong-size", test_init_wrong_size);
