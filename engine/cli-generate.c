@@ -631,6 +631,11 @@ run (const Options *o, gint64 t0)
   catch_sigint (FALSE);
   if (!images)
     return fail (o, error);
+  guint drawn_w, drawn_h;
+  if (sdcl_generate_draw_size (model, &request, &drawn_w, &drawn_h))
+    g_printerr ("sdcl %s: generated at %ux%u (the model's native size is %u) and upscaled to "
+                "%ux%u\n", o->command, drawn_w, drawn_h, sdcl_model_get_info (model)->native_size,
+                request.width, request.height);
   if (!write_images (o, images, &error))
     return fail (o, error);
   const gdouble seconds = (g_get_monotonic_time () - t0) / 1e6;

@@ -12,7 +12,9 @@
  * then whatever the sampler draws per step. Each image of a batch has its
  * own generator, seeded seed + i. Latents live on the host between steps
  * (a few thousand floats); the UNet runs the unconditional and the
- * conditional half as one batch of two.
+ * conditional half as one batch of two. txt2img asked for more than twice
+ * the model's native size draws at the native size and enlarges the image
+ * (sdcl_image_upscale); no second diffusion pass.
  */
 #include <math.h>
 #include <string.h>
@@ -79,7 +81,8 @@ typedef struct
   const SdclVaeConfig *vc;
   gint                unet_in;
   SdclScheduleConfig  sched;
-  guint               W, H;        /* image */
+  guint               W, H;        /* image, as drawn */
+  guint               out_W, out_H; /* image returned: W x H, or enlarged from it */
   guint               w, h, C;     /* latent */
   gsize               n;           /* latent floats of one image */
   gboolean            guided;      /* classifier-free guidance: batch of 2 */
@@ -116,6 +119,38 @@ invalid (GError **error, gint code, const gchar *format, ...)
   va_end (args);
   g_set_error_literal (error, SDCL_REQUEST_ERROR, code, msg);
   return FALSE;
+}
+
+/* txt2img over twice the native size is drawn at it (see sdcl.h): the
+ * aspect kept, the longer side at the native size, both sides multiples
+ * of the granularity the size check asks for, at least 16. */
+static gboolean
+draw_size (const SdclModelInfo *info, SdclMode mode, guint W, guint H, guint *dw, guint *dh)
+{
+  const guint native = info->native_size, g = MAX (8, info->latent_factor);
+  const guint least = (16 + g - 1) / g * g;
+  *dw = W;
+  *dh = H;
+  if (mode != SDCL_MODE_TXT2IMG || native == 0 || (W <= 2 * native && H <= 2 * native))
+    return FALSE;
+  const gdouble scale = (gdouble) native / MAX (W, H);
+  *dw = MAX (least, (guint) lround (W * scale / g) * g);
+  *dh = MAX (least, (guint) lround (H * scale / g) * g);
+  return TRUE;
+}
+
+gboolean
+sdcl_generate_draw_size (SdclModel *model, const SdclRequest *request, guint *width,
+                         guint *height)
+{
+  g_return_val_if_fail (model && request && width && height, FALSE);
+  const SdclModelInfo *info = sdcl_model_get_info (model);
+  const gboolean from_image = request->mode != SDCL_MODE_TXT2IMG;
+  const guint W = request->width ? request->width : from_image ? request->init_width
+                                                               : info->native_size;
+  const guint H = request->height ? request->height : from_image ? request->init_height
+                                                                 : info->native_size;
+  return draw_size (info, request->mode, W, H, width, height);
 }
 
 static gboolean
@@ -164,6 +199,9 @@ check_request (Run *r, GError **error)
     return invalid (error, SDCL_REQUEST_ERROR_SIZE,
                     "the init image is %ux%u but the output is %ux%u: scale the image first",
                     q->init_width, q->init_height, r->W, r->H);
+  r->out_W = r->W;
+  r->out_H = r->H;
+  draw_size (info, q->mode, r->out_W, r->out_H, &r->W, &r->H);
   if (q->mode == SDCL_MODE_INPAINT)
     {
       gboolean any = FALSE;
@@ -402,6 +440,12 @@ parameters_text (const Run *r, guint32 seed)
     g_string_append_printf (s, ", Clip skip: %u", q->clip_skip);
   if (q->sampler == SDCL_SAMPLER_DDIM && q->eta > 0)
     append_number (s, "Eta DDIM", q->eta);
+  /* the enlargement in the keys sd-webui's Extras tab uses for an upscale;
+     Size stays what the model drew, as in its hires fix, but no "Hires"
+     keys: those ask for a second diffusion pass, which this is not */
+  if (r->out_W != r->W || r->out_H != r->H)
+    g_string_append_printf (s, ", Postprocess upscale to: %ux%u, Postprocess upscaler: "
+                            "sdcl edge", r->out_W, r->out_H);
   g_string_append (s, ", Version: sdcl " SDCL_VERSION);
   return g_string_free (s, FALSE);
 }
@@ -499,9 +543,14 @@ static SdclImage *
 finish_image (const Run *r, guint8 *pixels, guint32 seed)
 {
   SdclImage *img = g_new0 (SdclImage, 1);
-  img->width = r->W;
-  img->height = r->H;
+  img->width = r->out_W;
+  img->height = r->out_H;
   img->pixels = pixels;
+  if (r->out_W != r->W || r->out_H != r->H)
+    {
+      img->pixels = sdcl_image_upscale (pixels, r->W, r->H, r->out_W, r->out_H);
+      g_free (pixels);
+    }
   img->seed = seed;
   img->parameters = parameters_text (r, seed);
   return img;

@@ -298,6 +298,26 @@ guint8 *sdcl_png_read_rgb (const gchar *path, guint *width, guint *height, GErro
  * luminance, alpha ignored. */
 guint8 *sdcl_png_read_gray (const gchar *path, guint *width, guint *height, GError **error);
 
+/* Resizes 8-bit RGB pixels (free with g_free). Enlarging keeps edges sharp:
+ * a bicubic interpolant snapped across colour edges, so a 64x64 shape drawn
+ * at 512x512 has antialiased edges about one pixel wide instead of an
+ * 8-pixel blur, while gradients and flat areas stay smooth. Shrinking
+ * averages the area each output pixel covers; an axis that shrinks while
+ * the other grows is shrunk first. The same size gives a copy.
+ * Deterministic; borders clamp. NULL if a size is too large to hold. */
+guint8 *sdcl_image_upscale (const guint8 *rgb, guint width, guint height, guint out_width,
+                            guint out_height);
+
+/* txt2img draws at no more than twice the model's native size: when the
+ * request asks for more (a side over 2x native), sdcl_generate() draws with
+ * the aspect kept and the longer side at the native size (both sides
+ * multiples of the latent granularity, at least 16) and enlarges the
+ * result with sdcl_image_upscale(). Returns TRUE and that drawn size in
+ * that case; FALSE (and the size as asked) otherwise, and for img2img and
+ * inpainting, which work at the init image's size. */
+gboolean sdcl_generate_draw_size (SdclModel *model, const SdclRequest *request, guint *width,
+                                  guint *height);
+
 /* ---- demo ---------------------------------------------------------------- */
 
 /* Renders a size×size RGB picture through a pipeline of the engine's own

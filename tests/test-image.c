@@ -2,9 +2,12 @@
  * over every PNG kind (grey, grey+alpha, RGB, RGBA, palette with tRNS, 1 to
  * 16 bits, interlaced), refusal of broken files (not a PNG, truncated at
  * every length, bad CRCs, absurd sizes, seeded byte flips: a GError each,
- * never a crash), and writing (text chunks, permissions, bad folders).
+ * never a crash), writing (text chunks, permissions, bad folders), and
+ * resizing: sdcl_image_upscale against a plain bicubic on antialiased
+ * shapes (edge width, colours, area), gradients, odd sizes, shrinking.
  * Needs no OpenCL device. Test PNGs are made here with libpng directly.
  */
+#include <math.h>
 #include <png.h>
 #include <zlib.h>
 #include <string.h>
@@ -371,6 +374,361 @@ test_write_errors (void)
   g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
 }
 
+/* ---- resizing ------------------------------------------------------------ */
+
+static const guint8 backdrop[3] = { 245, 245, 245 };   /* sdcl-shapes' white */
+static const guint8 ink[3] = { 220, 30, 35 };          /* ... and red */
+
+/* A disc of `ink` on `backdrop`, or on a horizontal gradient from `left`
+ * to `right` when those are given, antialiased as sdcl-shapes' training
+ * data is: 4x4 samples per pixel. *coverage gets the disc's share of the
+ * image. */
+static guint8 *
+draw_disc (guint size, gdouble cx, gdouble cy, gdouble r, const guint8 *left,
+           const guint8 *right, gdouble *coverage)
+{
+  guint8 *px = g_new (guint8, (gsize) size * size * 3);
+  gdouble total = 0;
+  for (guint y = 0; y < size; y++)
+    for (guint x = 0; x < size; x++)
+      {
+        guint in = 0;
+        for (guint j = 0; j < 4; j++)
+          for (guint i = 0; i < 4; i++)
+            {
+              const gdouble dx = x + (i + 0.5) / 4 - cx, dy = y + (j + 0.5) / 4 - cy;
+              in += dx * dx + dy * dy < r * r;
+            }
+        const gdouble a = in / 16.0, g = (x + 0.5) / size;
+        total += a;
+        for (guint c = 0; c < 3; c++)
+          {
+            const gdouble bg = left ? left[c] * (1 - g) + right[c] * g : backdrop[c];
+            px[((gsize) y * size + x) * 3 + c] = (guint8) floor (bg * (1 - a) + ink[c] * a + 0.5);
+          }
+      }
+  if (coverage)
+    *coverage = total / ((gdouble) size * size);
+  return px;
+}
+
+static gdouble
+catmull_rom (gdouble x)
+{
+  x = fabs (x);
+  return x < 1 ? (1.5 * x - 2.5) * x * x + 1 : x < 2 ? ((-0.5 * x + 2.5) * x - 4) * x + 2 : 0;
+}
+
+/* The plain bicubic enlargement sdcl_image_upscale is measured against:
+ * Catmull-Rom at each output pixel's centre, borders clamped. */
+static guint8 *
+bicubic (const guint8 *src, guint w, guint h, guint out_w, guint out_h)
+{
+  guint8 *out = g_new (guint8, (gsize) out_w * out_h * 3);
+  for (guint y = 0; y < out_h; y++)
+    for (guint x = 0; x < out_w; x++)
+      {
+        const gdouble u = (x + 0.5) * w / out_w - 0.5, v = (y + 0.5) * h / out_h - 0.5;
+        const gint iu = (gint) floor (u), iv = (gint) floor (v);
+        for (guint c = 0; c < 3; c++)
+          {
+            gdouble acc = 0;
+            for (gint j = -1; j <= 2; j++)
+              for (gint i = -1; i <= 2; i++)
+                {
+                  const gint sx = CLAMP (iu + i, 0, (gint) w - 1), sy = CLAMP (iv + j, 0, (gint) h - 1);
+                  acc += catmull_rom (u - (iu + i)) * catmull_rom (v - (iv + j))
+                         * src[((gsize) sy * w + sx) * 3 + c];
+                }
+            out[((gsize) y * out_w + x) * 3 + c] = (guint8) CLAMP (floor (acc + 0.5), 0, 255);
+          }
+      }
+  return out;
+}
+
+/* How far p is from backdrop towards ink: 0 .. 1 */
+static gdouble
+inkiness (const guint8 *p)
+{
+  gdouble dot = 0, len2 = 0;
+  for (guint c = 0; c < 3; c++)
+    {
+      dot += ((gdouble) p[c] - backdrop[c]) * ((gdouble) ink[c] - backdrop[c]);
+      len2 += ((gdouble) ink[c] - backdrop[c]) * ((gdouble) ink[c] - backdrop[c]);
+    }
+  return dot / len2;
+}
+
+/* Pixels strictly between 10 % and 90 % of the way from backdrop to ink
+ * along a line of n pixels `stride` bytes apart, before and after its
+ * middle (the disc's two edges). */
+static void
+edge_widths (const guint8 *line, guint n, gsize stride, guint *before, guint *after)
+{
+  *before = *after = 0;
+  for (guint i = 0; i < n; i++)
+    {
+      const gdouble t = inkiness (line + i * stride);
+      if (t > 0.1 && t < 0.9)
+        (*(i < n / 2 ? before : after))++;
+    }
+}
+
+static gdouble
+max_distance_to (const guint8 *p, const guint8 *a)
+{
+  gdouble d = 0;
+  for (guint c = 0; c < 3; c++)
+    d = MAX (d, fabs ((gdouble) p[c] - a[c]));
+  return d;
+}
+
+/* A 64x64 disc at 512x512: edges at most 2 px wide where a bicubic
+ * enlargement's are 5 or more, and nearly every pixel one of the two
+ * colours. */
+static void
+test_upscale_disc_edges (void)
+{
+  enum { S = 64, O = 512 };
+  g_autofree guint8 *src = draw_disc (S, 31.7, 32.3, 20.35, NULL, NULL, NULL);
+  g_autofree guint8 *ours = sdcl_image_upscale (src, S, S, O, O);
+  g_autofree guint8 *plain = bicubic (src, S, S, O, O);
+  g_assert_nonnull (ours);
+
+  /* the centre is at (253.6, 258.4) in the output */
+  const guint8 *row = ours + (gsize) 258 * O * 3, *col = ours + 254 * 3;
+  guint left, right, top, bottom;
+  edge_widths (row, O, 3, &left, &right);
+  edge_widths (col, O, (gsize) O * 3, &top, &bottom);
+  g_test_message ("sdcl_image_upscale edge widths: %u, %u across, %u, %u down", left, right,
+                  top, bottom);
+  g_assert_cmpuint (left, <=, 2);
+  g_assert_cmpuint (right, <=, 2);
+  g_assert_cmpuint (top, <=, 2);
+  g_assert_cmpuint (bottom, <=, 2);
+
+  guint plain_left, plain_right;
+  edge_widths (plain + (gsize) 258 * O * 3, O, 3, &plain_left, &plain_right);
+  g_test_message ("bicubic edge widths: %u, %u", plain_left, plain_right);
+  g_assert_cmpuint (plain_left, >=, 5);
+  g_assert_cmpuint (plain_right, >=, 5);
+
+  /* antialiased, not aliased: the pixels between 10 % and 90 % are about
+     one per pixel of the circumference, 2 pi r = 1023 */
+  guint between = 0;
+  for (gsize i = 0; i < (gsize) O * O; i++)
+    between += inkiness (ours + 3 * i) > 0.1 && inkiness (ours + 3 * i) < 0.9;
+  g_test_message ("pixels between 10 %% and 90 %%: %u", between);
+  g_assert_cmpuint (between, >=, 1023 / 3);
+  g_assert_cmpuint (between, <=, 2 * 1023);
+
+  guint two_coloured = 0, plain_two_coloured = 0;
+  for (gsize i = 0; i < (gsize) O * O; i++)
+    {
+      two_coloured += MIN (max_distance_to (ours + 3 * i, backdrop),
+                           max_distance_to (ours + 3 * i, ink)) <= 8;
+      plain_two_coloured += MIN (max_distance_to (plain + 3 * i, backdrop),
+                                 max_distance_to (plain + 3 * i, ink)) <= 8;
+    }
+  g_test_message ("within 8 of one of the two colours: %.2f %% (bicubic %.2f %%)",
+                  100.0 * two_coloured / (O * O), 100.0 * plain_two_coloured / (O * O));
+  g_assert_cmpfloat ((gdouble) two_coloured / (O * O), >=, 0.97);
+  g_assert_cmpfloat ((gdouble) plain_two_coloured / (O * O), <, 0.97);
+}
+
+/* The disc keeps its area: the share of ink-coloured pixels after
+ * enlarging is the source's coverage within 2 %. */
+static void
+test_upscale_disc_area (void)
+{
+  const struct { guint size, out; gdouble cx, cy, r; } cases[] = {
+    { 64, 512, 31.7, 32.3, 20.35 },
+    { 64, 512, 20.2, 40.9, 6.6 },            /* a small one */
+    { 48, 200, 23.1, 24.6, 13.3 },           /* a factor of 4.17 */
+  };
+  for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
+    {
+      const guint S = cases[k].size, O = cases[k].out;
+      gdouble coverage;
+      g_autofree guint8 *src = draw_disc (S, cases[k].cx, cases[k].cy, cases[k].r, NULL, NULL,
+                                          &coverage);
+      g_autofree guint8 *out = sdcl_image_upscale (src, S, S, O, O);
+      guint inked = 0;
+      for (gsize i = 0; i < (gsize) O * O; i++)
+        inked += inkiness (out + 3 * i) >= 0.5;
+      const gdouble share = (gdouble) inked / ((gdouble) O * O);
+      g_test_message ("disc r %.2f at %u -> %u: coverage %.5f, ink %.5f", cases[k].r, S, O,
+                      coverage, share);
+      g_assert_cmpfloat (fabs (share - coverage), <=, 0.02 * coverage);
+    }
+}
+
+/* On a gradient the edges are as sharp, and away from the disc the
+ * background is what it is without the disc: no bands, no halo. */
+static void
+test_upscale_disc_on_gradient (void)
+{
+  enum { S = 64, O = 512 };
+  static const guint8 left[3] = { 40, 215, 225 }, right[3] = { 130, 45, 175 };
+  g_autofree guint8 *src = draw_disc (S, 30.4, 33.2, 14.8, left, right, NULL);
+  g_autofree guint8 *bare = draw_disc (S, 30.4, 33.2, 0, left, right, NULL);
+  g_autofree guint8 *ours = sdcl_image_upscale (src, S, S, O, O);
+  g_autofree guint8 *ours_bare = sdcl_image_upscale (bare, S, S, O, O);
+
+  /* along the row through the centre: the pixels that are neither the
+     background there nor the ink */
+  guint soft = 0;
+  const guint y = 269;
+  for (guint x = 0; x < O; x++)
+    {
+      const guint8 *p = ours + ((gsize) y * O + x) * 3, *b = ours_bare + ((gsize) y * O + x) * 3;
+      soft += max_distance_to (p, b) > 0.1 * 255 && max_distance_to (p, ink) > 0.1 * 255;
+    }
+  g_test_message ("edge pixels on a gradient: %u", soft);
+  g_assert_cmpuint (soft, <=, 4);
+
+  gdouble worst = 0;
+  for (guint y2 = 0; y2 < O; y2++)
+    for (guint x = 0; x < O; x++)
+      {
+        const gdouble dx = (x + 0.5) / 8 - 30.4, dy = (y2 + 0.5) / 8 - 33.2;
+        if (sqrt (dx * dx + dy * dy) < 14.8 + 2)
+          continue;                          /* the disc and two source pixels around it */
+        const gsize i = ((gsize) y2 * O + x) * 3;
+        worst = MAX (worst, max_distance_to (ours + i, ours_bare + i));
+      }
+  g_test_message ("background off the disc differs by at most %.0f", worst);
+  g_assert_cmpfloat (worst, <=, 2);
+}
+
+/* Blue to black over 64 pixels: monotone, no step larger than the
+ * source's + 2, the same on every row. */
+static void
+test_upscale_gradient (void)
+{
+  enum { W = 64, H = 8, OW = 512, OH = 64 };
+  guint8 src[W * H * 3];
+  for (guint y = 0; y < H; y++)
+    for (guint x = 0; x < W; x++)
+      {
+        guint8 *p = src + (y * W + x) * 3;
+        p[0] = p[1] = 0;
+        p[2] = (guint8) (255 - x * 4);
+      }
+  g_autofree guint8 *out = sdcl_image_upscale (src, W, H, OW, OH);
+  for (guint y = 0; y < OH; y++)
+    {
+      const guint8 *row = out + (gsize) y * OW * 3;
+      g_assert_cmpmem (row, OW * 3, out, OW * 3);
+      for (guint x = 0; x < OW; x++)
+        {
+          g_assert_cmpuint (row[3 * x], ==, 0);
+          g_assert_cmpuint (row[3 * x + 1], ==, 0);
+          if (x > 0)
+            {
+              g_assert_cmpuint (row[3 * x + 2], <=, row[3 * (x - 1) + 2]);
+              g_assert_cmpuint (row[3 * (x - 1) + 2] - row[3 * x + 2], <=, 4 + 2);
+            }
+        }
+    }
+  g_assert_cmpuint (out[2], ==, 255);
+  g_assert_cmpuint (out[3 * (OW - 1) + 2], ==, 3);
+}
+
+static void
+test_upscale_constant_and_copy (void)
+{
+  guint8 flat[37 * 23 * 3];
+  for (guint i = 0; i < 37 * 23; i++)
+    memcpy (flat + 3 * i, (const guint8[]) { 12, 200, 77 }, 3);
+  g_autofree guint8 *big = sdcl_image_upscale (flat, 37, 23, 300, 101);
+  for (guint i = 0; i < 300 * 101; i++)
+    g_assert_cmpmem (big + 3 * i, 3, flat, 3);
+  g_autofree guint8 *small = sdcl_image_upscale (flat, 37, 23, 10, 7);
+  for (guint i = 0; i < 10 * 7; i++)
+    g_assert_cmpmem (small + 3 * i, 3, flat, 3);
+
+  /* the same size: an exact copy, in a buffer of its own */
+  g_autofree guint8 *noise = draw_disc (50, 20, 20, 9, NULL, NULL, NULL);
+  for (guint i = 0; i < 50 * 50 * 3; i += 7)
+    noise[i] = (guint8) (i * 2654435761u >> 24);
+  g_autofree guint8 *copy = sdcl_image_upscale (noise, 50, 50, 50, 50);
+  g_assert_true (copy != noise);
+  g_assert_cmpmem (copy, 50 * 50 * 3, noise, 50 * 50 * 3);
+}
+
+/* Tiny and lopsided sizes: no read outside the source (ASan in make
+ * test-asan), and the colours stay where they were. */
+static void
+test_upscale_odd_sizes (void)
+{
+  const guint8 one[3] = { 9, 99, 199 };
+  g_autofree guint8 *seven = sdcl_image_upscale (one, 1, 1, 7, 5);
+  for (guint i = 0; i < 7 * 5; i++)
+    g_assert_cmpmem (seven + 3 * i, 3, one, 3);
+
+  const guint8 two[6] = { 0, 0, 0, 255, 255, 255 };
+  g_autofree guint8 *wide = sdcl_image_upscale (two, 2, 1, 9, 3);
+  for (guint y = 0; y < 3; y++)
+    {
+      g_assert_cmpuint (wide[(y * 9) * 3], <, 40);            /* black stays on the left */
+      g_assert_cmpuint (wide[(y * 9 + 8) * 3], >, 215);       /* white on the right */
+    }
+
+  /* wider and lower at once, and the other way round: the mean colour
+     survives (box-shrunk on one axis, enlarged on the other), and every
+     pixel stays between the two colours, down to a sliver */
+  g_autofree guint8 *src = draw_disc (64, 31.7, 32.3, 20.35, NULL, NULL, NULL);
+  const guint sizes[][2] = { { 100, 37 }, { 37, 100 }, { 65, 64 }, { 3, 200 }, { 200, 3 } };
+  gdouble mean_in = 0;
+  for (guint i = 0; i < 64 * 64; i++)
+    mean_in += inkiness (src + 3 * i) / (64 * 64);
+  for (guint k = 0; k < G_N_ELEMENTS (sizes); k++)
+    {
+      const guint w = sizes[k][0], h = sizes[k][1];
+      g_autofree guint8 *out = sdcl_image_upscale (src, 64, 64, w, h);
+      gdouble mean_out = 0;
+      for (guint i = 0; i < w * h; i++)
+        {
+          const gdouble t = inkiness (out + 3 * i);
+          g_assert_cmpfloat (t, >=, -0.03);
+          g_assert_cmpfloat (t, <=, 1.03);
+          mean_out += t / (w * h);
+        }
+      g_test_message ("64x64 -> %ux%u: ink %.4f -> %.4f", w, h, mean_in, mean_out);
+      if (w > 3 && h > 3)
+        g_assert_cmpfloat (fabs (mean_out - mean_in), <, 0.01);
+    }
+}
+
+/* Shrinking is an area average: a checkerboard of 2x2 blocks halved is a
+ * checkerboard of pixels, quartered the mean; a checkerboard of pixels
+ * halved is the mean everywhere. */
+static void
+test_downscale_average (void)
+{
+  enum { S = 128 };
+  const guint8 dark[3] = { 10, 60, 200 }, light[3] = { 250, 100, 0 }, mean[3] = { 130, 80, 100 };
+  g_autofree guint8 *blocks = g_new (guint8, S * S * 3);
+  g_autofree guint8 *pixels = g_new (guint8, S * S * 3);
+  for (guint y = 0; y < S; y++)
+    for (guint x = 0; x < S; x++)
+      {
+        memcpy (blocks + (y * S + x) * 3, (x / 2 + y / 2) % 2 ? light : dark, 3);
+        memcpy (pixels + (y * S + x) * 3, (x + y) % 2 ? light : dark, 3);
+      }
+  g_autofree guint8 *halved = sdcl_image_upscale (blocks, S, S, S / 2, S / 2);
+  for (guint y = 0; y < S / 2; y++)
+    for (guint x = 0; x < S / 2; x++)
+      g_assert_cmpmem (halved + (y * S / 2 + x) * 3, 3, (x + y) % 2 ? light : dark, 3);
+  g_autofree guint8 *quartered = sdcl_image_upscale (blocks, S, S, S / 4, S / 4);
+  for (guint i = 0; i < S / 4 * S / 4; i++)
+    g_assert_cmpmem (quartered + 3 * i, 3, mean, 3);
+  g_autofree guint8 *grey = sdcl_image_upscale (pixels, S, S, S / 2, S / 2);
+  for (guint i = 0; i < S / 2 * S / 2; i++)
+    g_assert_cmpmem (grey + 3 * i, 3, mean, 3);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 int
@@ -396,6 +754,13 @@ main (int argc, char **argv)
   g_test_add_func ("/image/broken/byte-flips", test_byte_flips);
   g_test_add_func ("/image/write/roundtrip", test_write_roundtrip);
   g_test_add_func ("/image/write/missing-folder", test_write_errors);
+  g_test_add_func ("/image/upscale/disc-edges", test_upscale_disc_edges);
+  g_test_add_func ("/image/upscale/disc-area", test_upscale_disc_area);
+  g_test_add_func ("/image/upscale/disc-on-gradient", test_upscale_disc_on_gradient);
+  g_test_add_func ("/image/upscale/gradient", test_upscale_gradient);
+  g_test_add_func ("/image/upscale/constant-and-copy", test_upscale_constant_and_copy);
+  g_test_add_func ("/image/upscale/odd-sizes", test_upscale_odd_sizes);
+  g_test_add_func ("/image/downscale/average", test_downscale_average);
 
   int status = g_test_run ();
   sdcl_test_scratch_remove (scratch);

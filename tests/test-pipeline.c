@@ -1,7 +1,8 @@
 /* test-pipeline.c — sdcl_generate(): what a caller relies on, on the tiny
  * models (tests/fixtures/models): seeds, batches, cancel, previews, bad
  * requests, img2img at strength 0, inpainting's untouched pixels, sizes
- * the UNet must round. The comparison with diffusers' own pipelines is in
+ * the UNet must round, txt2img far above the native size (drawn at it,
+ * then enlarged). The comparison with diffusers' own pipelines is in
  * test-pipeline-reference.c.
  */
 #include <string.h>
@@ -350,6 +351,74 @@ test_odd_latent_size (void)
   sdcl_trace_clear (&trace);
 }
 
+static gboolean
+note_preview (const SdclProgress *p, gpointer data)
+{
+  guint *size = data;
+  size[0] = p->preview_width;
+  size[1] = p->preview_height;
+  return TRUE;
+}
+
+/* More than twice the native size (64 for the tiny model): drawn at the
+ * aspect kept with the longer side at 64, then sdcl_image_upscale to the
+ * size asked; the parameters say both, previews stay at the drawn size. */
+static void
+test_upscaled_txt2img (void)
+{
+  g_assert_cmpuint (sdcl_model_get_info (tiny)->native_size, ==, 64);
+  SdclRequest r;
+  base_request (&r);
+  r.steps = 2;
+  r.width = 256;
+  r.height = 192;
+  r.preview_size = 1000;
+  guint w, h, preview[2] = { 0, 0 };
+  g_assert_true (sdcl_generate_draw_size (tiny, &r, &w, &h));
+  g_assert_cmpuint (w, ==, 64);
+  g_assert_cmpuint (h, ==, 48);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) big = sdcl_generate (tiny, &r, note_preview, preview, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (image (big, 0)->width, ==, 256);
+  g_assert_cmpuint (image (big, 0)->height, ==, 192);
+  g_assert_cmpuint (preview[0], ==, 64);
+  g_assert_cmpuint (preview[1], ==, 48);
+  const gchar *p = image (big, 0)->parameters;
+  if (!strstr (p, "Seed: 1234, Size: 64x48, Model: tiny-sd,")
+      || !strstr (p, ", Postprocess upscale to: 256x192, Postprocess upscaler: sdcl edge, "))
+    sdcl_test_fail ("the parameters do not give the drawn size and the upscale: %s", p);
+
+  /* the same request at the drawn size, enlarged, is the same image */
+  r.width = 64;
+  r.height = 48;
+  g_assert_false (sdcl_generate_draw_size (tiny, &r, &w, &h));
+  g_autoptr (GPtrArray) small = generate (tiny, &r);
+  g_assert_null (strstr (image (small, 0)->parameters, "Postprocess"));
+  g_autofree guint8 *enlarged = sdcl_image_upscale (image (small, 0)->pixels, 64, 48, 256, 192);
+  g_assert_cmpmem (image (big, 0)->pixels, 256 * 192 * 3, enlarged, 256 * 192 * 3);
+
+  /* sizes: twice the native size is drawn as asked; the short side is
+     rounded to a multiple of 8, at least 16; img2img keeps its size */
+  const guint sizes[][4] = { { 128, 128, 128, 128 }, { 136, 64, 64, 32 }, { 520, 136, 64, 16 },
+                             { 136, 520, 16, 64 }, { 1024, 1024, 64, 64 }, { 0, 0, 64, 64 } };
+  for (guint k = 0; k < G_N_ELEMENTS (sizes); k++)
+    {
+      r.width = sizes[k][0];
+      r.height = sizes[k][1];
+      const gboolean up = sdcl_generate_draw_size (tiny, &r, &w, &h);
+      if (w != sizes[k][2] || h != sizes[k][3] || up != (sizes[k][0] > 128 || sizes[k][1] > 128))
+        sdcl_test_fail ("%ux%u is drawn at %ux%u (%s), not %ux%u", sizes[k][0], sizes[k][1], w, h,
+                        up ? "enlarged" : "as is", sizes[k][2], sizes[k][3]);
+    }
+  r.mode = SDCL_MODE_IMG2IMG;          /* the size is all that is looked at */
+  r.width = r.height = 0;
+  r.init_width = 256;
+  r.init_height = 256;
+  g_assert_false (sdcl_generate_draw_size (tiny, &r, &w, &h));
+  g_assert_cmpuint (w, ==, 256);
+}
+
 /* SD 1.5's scheduler config names no spacing: each sampler then spaces its
  * timesteps as its diffusers class does by default (values from diffusers
  * 0.42 with runwayml's scheduler_config.json) */
@@ -426,6 +495,7 @@ main (int argc, char **argv)
   g_test_add_func ("/pipeline/inpaint-keeps-outside", test_inpaint_keeps_outside);
   g_test_add_func ("/pipeline/inpaint-full-mask", test_inpaint_full_mask);
   g_test_add_func ("/pipeline/odd-latent-size", test_odd_latent_size);
+  g_test_add_func ("/pipeline/upscaled-txt2img", test_upscaled_txt2img);
   const int status = g_test_run ();
   sdcl_model_free (tiny);
   sdcl_model_free (tiny_inpaint);
