@@ -93,12 +93,13 @@ kernel void group_norm_apply_f32 (global const float *x, ulong x_off,
   y[y_off + idx] = v;
 }
 
-/* Layer norm over rows of length n; one work-group per row. */
+/* Layer norm over rows of length n; one work-group per row (GPUs; `rows`
+ * is the grid's second dimension). */
 kernel __attribute__ ((reqd_work_group_size (NORM_WG, 1, 1)))
 void layer_norm_f32 (global const float *x, ulong x_off, int n, float eps,
                      global const float *gamma, ulong gamma_off,
                      global const float *beta, ulong beta_off, int has_affine,
-                     global float *y, ulong y_off)
+                     global float *y, ulong y_off, int rows)
 {
   local float scratch[NORM_WG];
   const int l = get_local_id (0);
@@ -123,6 +124,75 @@ void layer_norm_f32 (global const float *x, ulong x_off, int n, float eps,
       if (has_affine)
         v = v * gamma[gamma_off + i] + beta[beta_off + i];
       out[i] = v;
+    }
+}
+
+/* The same for CPUs: one work-item per row, float8 loops, no barriers
+ * (PoCL splits a work-group's loops at every barrier; the work-group form
+ * ran at 1.5 GB/s there). Two passes as above, each a compensated (Kahan)
+ * sum: a plain running sum over a 768-wide row of CLIP's hidden states,
+ * whose outlier features reach the hundreds, lost enough to move the text
+ * encoder's output by 1e-4 of its range (the tree sum above does not).
+ * Grid (rows). */
+/* The row-per-work-item kernels' start: row, its input p and output out,
+ * and n8 whole float8 vectors in it. */
+#define ROW_KERNEL_START                                                     \
+  const int row = get_global_id (0);                                         \
+  if (row >= rows)                                                           \
+    return;                                                                  \
+  const global float *p = x + x_off + (long) row * n;                        \
+  global float *out = y + y_off + (long) row * n;                            \
+  const int n8 = n / 8
+
+inline float hsum8 (float8 v)
+{
+  return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+}
+
+#define KAHAN_ADD(sum, comp, v)                                              \
+  do {                                                                       \
+    const float8 y_ = (v) - comp;                                            \
+    const float8 t_ = sum + y_;                                              \
+    comp = (t_ - sum) - y_;                                                  \
+    sum = t_;                                                                \
+  } while (0)
+
+kernel void layer_norm_rows_f32 (global const float *x, ulong x_off, int n, float eps,
+                                 global const float *gamma, ulong gamma_off,
+                                 global const float *beta, ulong beta_off, int has_affine,
+                                 global float *y, ulong y_off, int rows)
+{
+  ROW_KERNEL_START;
+  float8 s8 = 0.0f, c8 = 0.0f;
+  for (int i = 0; i < n8; i++)
+    KAHAN_ADD (s8, c8, vload8 (i, p));
+  float s = hsum8 (s8) - hsum8 (c8);
+  for (int i = n8 * 8; i < n; i++)
+    s += p[i];
+  const float mean = s / (float) n;
+  float8 q8 = 0.0f;
+  c8 = 0.0f;
+  for (int i = 0; i < n8; i++)
+    {
+      const float8 d = vload8 (i, p) - mean;
+      KAHAN_ADD (q8, c8, d * d);
+    }
+  float q = hsum8 (q8) - hsum8 (c8);
+  for (int i = n8 * 8; i < n; i++)
+    q += (p[i] - mean) * (p[i] - mean);
+  const float rstd = rsqrt (q / (float) n + eps);
+  const global float *g = gamma + gamma_off, *b = beta + beta_off;
+  for (int i = 0; i < n8; i++)
+    {
+      float8 v = (vload8 (i, p) - mean) * rstd;
+      if (has_affine)
+        v = v * vload8 (i, g) + vload8 (i, b);
+      vstore8 (v, i, out);
+    }
+  for (int i = n8 * 8; i < n; i++)
+    {
+      float v = (p[i] - mean) * rstd;
+      out[i] = has_affine ? v * g[i] + b[i] : v;
     }
 }
 
@@ -163,12 +233,7 @@ void softmax_f32 (global const float *x, ulong x_off, int n, global float *y, ul
 kernel void softmax_rows_f32 (global const float *x, ulong x_off, int n, global float *y,
                               ulong y_off, float scale, int rows)
 {
-  const int row = get_global_id (0);
-  if (row >= rows)
-    return;
-  const global float *p = x + x_off + (long) row * n;
-  global float *out = y + y_off + (long) row * n;
-  const int n8 = n / 8;
+  ROW_KERNEL_START;
   float8 m8 = -INFINITY;
   for (int i = 0; i < n8; i++)
     m8 = fmax (m8, vload8 (i, p));

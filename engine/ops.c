@@ -237,7 +237,7 @@ sdcl_geglu (const SdclTensor *x, GError **error)
   const gint64 F = x->ne[0] / 2, rows = x->ne[1] * x->ne[2] * x->ne[3];
   const gint64 ne[4] = { F, x->ne[1], x->ne[2], x->ne[3] };
   g_autoptr (SdclTensor) y = new_f32 (x->engine, ne, error);
-  if (!y || !LAUNCH_GRID (x->engine, "geglu_f32", F, rows, 1, error,
+  if (!y || !LAUNCH_GRID (x->engine, "geglu_f32", (F + 7) / 8, rows, 1, error,
                           SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                           SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
                           SDCL_ARG_INT (F), SDCL_ARG_INT (rows)))
@@ -407,8 +407,11 @@ sdcl_layer_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor 
   if (!y)
     return NULL;
   const gsize rows = x->ne[1] * x->ne[2] * x->ne[3];
-  const gsize local[2] = { NORM_WG, 1 }, global[2] = { NORM_WG, rows };
-  if (!SDCL_LAUNCH (x->engine, "layer_norm_f32", 2, global, local, error,
+  const gboolean gpu = sdcl_engine_device (x->engine)->is_gpu;
+  const gsize local[2] = { gpu ? NORM_WG : 4, 1 };
+  const gsize global[2] = { gpu ? NORM_WG : sdcl_round_up (rows, local[0]), gpu ? rows : 1 };
+  if (!SDCL_LAUNCH (x->engine, gpu ? "layer_norm_f32" : "layer_norm_rows_f32", 2, global, local,
+                    error,
                     SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                     SDCL_ARG_INT (x->ne[0]), SDCL_ARG_FLOAT (eps),
                     SDCL_ARG_MEM (gamma ? gamma->mem : xd->mem),
@@ -416,7 +419,7 @@ sdcl_layer_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor 
                     SDCL_ARG_MEM (beta ? beta->mem : xd->mem),
                     SDCL_ARG_ULONG (beta ? sdcl_elem_off (beta) : 0),
                     SDCL_ARG_INT (gamma != NULL),
-                    SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0)))
+                    SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0), SDCL_ARG_INT (rows)))
     return NULL;
   return g_steal_pointer (&y);
 }
