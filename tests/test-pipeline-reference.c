@@ -10,6 +10,14 @@
  *    image, for every sampler, txt2img, img2img and inpainting with 4- and
  *    9-channel models.
  *
+ * --fixtures DIR reads another folder of the same script's output (its
+ * --model runs: pipeline.safetensors alone, tests/fixtures/default-model
+ * for the shipped model) and --model FILE runs every case on that file
+ * rather than the one its JSON names (relative to the source tree); where
+ * the JSON records the model's SHA-256, the file must have it. Only the
+ * tests the folder has data for are registered: the samplers where it has
+ * schedulers.safetensors, and each mode its cases use.
+ *
  * Tolerances: sampler arithmetic is float32 on both sides and differs only
  * by operation order (2e-5 of the largest value). Pipelines add the
  * engine's UNet, text encoder and VAE against PyTorch's float32, whose own
@@ -30,6 +38,14 @@
 #include "testutil.h"
 
 static SdclEngine *engine;
+static gchar *fixture_dir;      /* --fixtures, default tests/fixtures/pipeline */
+static gchar *model_override;   /* --model, or NULL: each case's own */
+
+static gchar *
+fixture_file (const gchar *name)
+{
+  return g_build_filename (fixture_dir, name, NULL);
+}
 
 static JsonObject *
 meta_object (const SdclSafetensors *st, const gchar *key)
@@ -184,7 +200,7 @@ check_scheduler (const SdclSafetensors *st, const gchar *name)
 static void
 test_schedulers (void)
 {
-  g_autofree gchar *path = sdcl_test_fixture ("pipeline/schedulers.safetensors");
+  g_autofree gchar *path = fixture_file ("schedulers.safetensors");
   g_autoptr (GError) error = NULL;
   g_autoptr (SdclSafetensors) st = sdcl_safetensors_open (path, &error);
   g_assert_no_error (error);
@@ -206,27 +222,55 @@ test_schedulers (void)
 typedef struct
 {
   gchar     *model_path;
+  gchar     *sha256;
   SdclModel *model;
 } Loaded;
 
 static GPtrArray *loaded;
 
-static SdclModel *
-model_for (const gchar *relative)
+static gchar *
+file_sha256 (const gchar *path)
 {
-  for (guint i = 0; i < loaded->len; i++)
-    {
-      Loaded *l = loaded->pdata[i];
-      if (g_str_equal (l->model_path, relative))
-        return l->model;
-    }
-  g_autofree gchar *path = g_build_filename (SDCL_SOURCE_DIR, relative, NULL);
   g_autoptr (GError) error = NULL;
-  Loaded *l = g_new0 (Loaded, 1);
-  l->model_path = g_strdup (relative);
-  l->model = sdcl_model_load (engine, path, NULL, &error);
+  g_autoptr (GMappedFile) map = g_mapped_file_new (path, FALSE, &error);
   g_assert_no_error (error);
-  g_ptr_array_add (loaded, l);
+  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) g_mapped_file_get_contents (map),
+                                      g_mapped_file_get_length (map));
+}
+
+/* The case's model: --model, else the file its JSON names. Where the JSON
+ * records the file's SHA-256, other weights fail as that, not as a
+ * numerical mismatch. */
+static SdclModel *
+model_for (JsonObject *meta)
+{
+  const gchar *named = json_object_get_string_member (meta, "model");
+  g_autofree gchar *path = model_override ? g_strdup (model_override)
+                           : g_path_is_absolute (named) ? g_strdup (named)
+                           : g_build_filename (SDCL_SOURCE_DIR, named, NULL);
+  Loaded *l = NULL;
+  for (guint i = 0; i < loaded->len && !l; i++)
+    if (g_str_equal (((Loaded *) loaded->pdata[i])->model_path, path))
+      l = loaded->pdata[i];
+  if (!l)
+    {
+      l = g_new0 (Loaded, 1);
+      l->model_path = g_strdup (path);
+      g_ptr_array_add (loaded, l);
+    }
+  const gchar *want = json_object_get_string_member_with_default (meta, "model_sha256", NULL);
+  if (want && !l->sha256)
+    l->sha256 = file_sha256 (path);
+  if (want && !g_str_equal (l->sha256, want))
+    sdcl_test_fail ("%s has SHA-256 %s, but the fixture in %s was made from %s with SHA-256 %s: "
+                    "regenerate it (tests/reference/make_pipeline_fixtures.py --model)",
+                    path, l->sha256, fixture_dir, named, want);
+  if (!l->model)
+    {
+      g_autoptr (GError) error = NULL;
+      l->model = sdcl_model_load (engine, path, NULL, &error);
+      g_assert_no_error (error);
+    }
   return l->model;
 }
 
@@ -236,6 +280,7 @@ loaded_free (gpointer p)
   Loaded *l = p;
   sdcl_model_free (l->model);
   g_free (l->model_path);
+  g_free (l->sha256);
   g_free (l);
 }
 
@@ -244,7 +289,7 @@ check_case (const SdclSafetensors *st, const gchar *name)
 {
   g_autofree gchar *key = g_strconcat ("case.", name, NULL);
   g_autoptr (JsonObject) meta = meta_object (st, key);
-  SdclModel *model = model_for (json_object_get_string_member (meta, "model"));
+  SdclModel *model = model_for (meta);
   JsonObject *sched = json_object_get_object_member (meta, "scheduler");
   g_autofree gchar *sched_json = config_json (sched);
   sdcl_model_set_scheduler_json (model, sched_json);
@@ -275,7 +320,7 @@ check_case (const SdclSafetensors *st, const gchar *name)
   g_autoptr (GError) error = NULL;
   if (r.mode != SDCL_MODE_TXT2IMG)
     {
-      g_autofree gchar *p = sdcl_test_fixture ("pipeline/init.png");
+      g_autofree gchar *p = fixture_file ("init.png");
       init = sdcl_png_read_rgb (p, &iw, &ih, &error);
       g_assert_no_error (error);
       r.init_image = init;
@@ -287,7 +332,7 @@ check_case (const SdclSafetensors *st, const gchar *name)
       const gchar *m = json_object_get_string_member (png, "mask");
       if (g_str_equal (m, "mask.png"))
         {
-          g_autofree gchar *p = sdcl_test_fixture ("pipeline/mask.png");
+          g_autofree gchar *p = fixture_file ("mask.png");
           guint mw, mh;
           mask = sdcl_png_read_gray (p, &mw, &mh, &error);
           g_assert_no_error (error);
@@ -358,46 +403,101 @@ check_case (const SdclSafetensors *st, const gchar *name)
   sdcl_trace_clear (&trace);
 }
 
-static void
-test_pipelines (gconstpointer data)
+typedef void (*CaseFunc) (const SdclSafetensors *st, const gchar *name, JsonObject *meta, gpointer data);
+
+/* Calls fn on every case of the fixture's pipeline.safetensors whose mode
+ * is `only` (NULL: every case); returns how many. */
+static guint
+for_each_case (const gchar *only, CaseFunc fn, gpointer data)
 {
-  const gchar *only = data;
-  g_autofree gchar *path = sdcl_test_fixture ("pipeline/pipeline.safetensors");
+  g_autofree gchar *path = fixture_file ("pipeline.safetensors");
   g_autoptr (GError) error = NULL;
   g_autoptr (SdclSafetensors) st = sdcl_safetensors_open (path, &error);
   g_assert_no_error (error);
   g_autoptr (JsonNode) names = json_from_string (sdcl_safetensors_metadata (st, "sdcl.cases"), NULL);
   JsonArray *a = json_node_get_array (names);
-  guint ran = 0;
+  guint n = 0;
   for (guint i = 0; i < json_array_get_length (a); i++)
     {
       const gchar *name = json_array_get_string_element (a, i);
       g_autofree gchar *key = g_strconcat ("case.", name, NULL);
       g_autoptr (JsonObject) meta = meta_object (st, key);
-      if (!g_str_equal (json_object_get_string_member (meta, "mode"), only))
+      if (only && !g_str_equal (json_object_get_string_member (meta, "mode"), only))
         continue;
-      if (g_test_verbose ())
-        g_printerr ("  %s\n", name);
-      check_case (st, name);
-      ran++;
+      fn (st, name, meta, data);
+      n++;
     }
-  g_assert_cmpuint (ran, >, 0);
+  return n;
+}
+
+static void
+run_case (const SdclSafetensors *st, const gchar *name, JsonObject *meta, gpointer data)
+{
+  if (g_test_verbose ())
+    g_printerr ("  %s\n", name);
+  check_case (st, name);
+}
+
+static void
+test_pipelines (gconstpointer data)
+{
+  g_assert_cmpuint (for_each_case (data, run_case, NULL), >, 0);
+}
+
+/* ---- which tests the fixture folder has data for ---------------------------------------- */
+
+static void
+note_mode (const SdclSafetensors *st, const gchar *name, JsonObject *meta, gpointer modes)
+{
+  g_hash_table_add (modes, g_strdup (json_object_get_string_member (meta, "mode")));
+}
+
+static void
+add_tests (void)
+{
+  g_autofree gchar *schedulers = fixture_file ("schedulers.safetensors");
+  if (g_file_test (schedulers, G_FILE_TEST_EXISTS))
+    g_test_add_func ("/pipeline-reference/samplers", test_schedulers);
+  g_autoptr (GHashTable) present = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for_each_case (NULL, note_mode, present);
+  static const gchar *const modes[] = { "txt2img", "img2img", "inpaint" };
+  for (guint i = 0; i < G_N_ELEMENTS (modes); i++)
+    if (g_hash_table_contains (present, modes[i]))
+      {
+        g_autofree gchar *test = g_strconcat ("/pipeline-reference/", modes[i], NULL);
+        g_test_add_data_func (test, modes[i], test_pipelines);
+      }
 }
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  const GOptionEntry entries[] = {
+    { "fixtures", 0, 0, G_OPTION_ARG_FILENAME, &fixture_dir,
+      "Folder of make_pipeline_fixtures.py's output (default tests/fixtures/pipeline)", "DIR" },
+    { "model", 0, 0, G_OPTION_ARG_FILENAME, &model_override,
+      "Model file for every case instead of the one its JSON names", "FILE" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new (NULL);
+  g_option_context_add_main_entries (ctx, entries, NULL);
   g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    {
+      g_printerr ("test-pipeline-reference: %s\n", error->message);
+      return 2;
+    }
+  if (!fixture_dir)
+    fixture_dir = sdcl_test_fixture ("pipeline");
   engine = sdcl_engine_new (NULL, &error);
   g_assert_no_error (error);
   loaded = g_ptr_array_new_with_free_func (loaded_free);
-  g_test_add_func ("/pipeline-reference/samplers", test_schedulers);
-  g_test_add_data_func ("/pipeline-reference/txt2img", "txt2img", test_pipelines);
-  g_test_add_data_func ("/pipeline-reference/img2img", "img2img", test_pipelines);
-  g_test_add_data_func ("/pipeline-reference/inpaint", "inpaint", test_pipelines);
+  add_tests ();
   const int status = g_test_run ();
   g_ptr_array_unref (loaded);
   sdcl_engine_free (engine);
+  g_free (fixture_dir);
+  g_free (model_override);
   return status;
 }

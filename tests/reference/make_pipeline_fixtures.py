@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reference outputs of diffusers' Stable Diffusion pipelines on the tiny
 model (tests/fixtures/models/), for comparing the engine's txt2img, img2img
-and inpaint pipelines and its samplers with diffusers in CI, without PyTorch.
+and inpaint pipelines and its samplers with diffusers in CI, without PyTorch;
+with --model, the same for another single-file model (the shipped one).
 
 Writes tests/fixtures/pipeline/ (see the README there):
 
@@ -22,8 +23,22 @@ VAE, gives the image the pipeline returned. Output is the same byte for
 byte on every run.
 
     ~/.cache/sdcl-venv/bin/python tests/reference/make_pipeline_fixtures.py [OUT_DIR]
+
+With --model FILE (one file in the original SD layout, its configs in
+__metadata__ as models/train/export.py writes them) every pipeline is that
+model's, configured by that metadata alone, and the run writes only
+pipeline.safetensors and a README for the cases of --cases (default
+`default-model`: two txt2img cases at 64x64) into --out (default
+tests/fixtures/<cases>/); each case's JSON names the file (relative to the
+repository where it lies inside it) and its SHA-256:
+
+    ~/.cache/sdcl-venv/bin/python tests/reference/make_pipeline_fixtures.py \
+        --model models/sdcl-shapes.safetensors [--cases default-model] [--out DIR]
 """
+import argparse
+import collections
 import functools
+import hashlib
 import inspect
 import json
 import os
@@ -43,7 +58,6 @@ from make_model_fixtures import config_folder, config_json, read_header, save  #
 
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 MODELS = os.path.join(ROOT, "tests", "fixtures", "models")
-OUT = os.path.join(ROOT, "tests", "fixtures", "pipeline")
 FOLDER = "tests/fixtures/models/tiny-sd"
 INPAINT_FILE = "tests/fixtures/models/tiny-sd-inpaint.safetensors"
 WIDTH, HEIGHT = 64, 96                     # latent 8 wide, 12 high
@@ -80,9 +94,12 @@ def base_scheduler_config():
         return json.load(f)
 
 
-def make_scheduler(name):
+def make_scheduler(name, base=None):
+    """Sampler `name` from the model's scheduler config (its raw JSON, not a
+    loaded scheduler's: that would add the PNDM class's defaults); base None
+    is the tiny model's."""
     cls, overrides, _ = sampler_table()[name]
-    return cls.from_config(base_scheduler_config(), **overrides)
+    return cls.from_config(base or base_scheduler_config(), **overrides)
 
 
 def scheduler_info(s, overrides):
@@ -240,26 +257,69 @@ def write_png(array, path, mode):
 
 # ---- pipelines ------------------------------------------------------------------------------
 
-def load_pipelines(tok):
-    from diffusers import (StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline,
-                           StableDiffusionPipeline)
-    common = dict(tokenizer=tok, safety_checker=None, requires_safety_checker=False,
-                  dtype=torch.float32, local_files_only=True)
-    base = StableDiffusionPipeline.from_pretrained(os.path.join(ROOT, FOLDER), **common)
-    path = os.path.join(ROOT, INPAINT_FILE)
-    with tempfile.TemporaryDirectory() as d:
-        config_folder(d, read_header(path)["__metadata__"])
-        p9 = StableDiffusionPipeline.from_single_file(path, config=d, **common)
-    pipes = {"txt2img": base,
-             "img2img": StableDiffusionImg2ImgPipeline(**base.components),
-             "inpaint4": StableDiffusionInpaintPipeline(**base.components),
-             "inpaint9": StableDiffusionInpaintPipeline(**p9.components)}
+# A pipeline with what the fixture says of its model: `info` goes into each
+# case's JSON, `scheduler` is the config the samplers start from, `label`
+# names the model in the README.
+Loaded = collections.namedtuple("Loaded", "pipe info scheduler label")
+
+
+def modes_of(pipe, info, scheduler, label):
+    """The pipelines a model's components serve: txt2img, img2img and
+    inpainting with a 4-channel UNet, inpainting alone with a 9-channel one."""
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
+    if pipe.unet.config.in_channels == 9:
+        pipes = {"inpaint9": StableDiffusionInpaintPipeline(**pipe.components)}
+    else:
+        pipes = {"txt2img": pipe,
+                 "img2img": StableDiffusionImg2ImgPipeline(**pipe.components),
+                 "inpaint4": StableDiffusionInpaintPipeline(**pipe.components)}
     for p in pipes.values():
         p.set_progress_bar_config(disable=True)
         for m in (p.unet, p.vae, p.text_encoder):
             m.eval()
-    assert pipes["inpaint9"].unet.config.in_channels == 9 and base.unet.config.in_channels == 4
+    return {mode: Loaded(p, info, scheduler, label) for mode, p in pipes.items()}
+
+
+def single_file_pipeline(path, common):
+    """diffusers' StableDiffusionPipeline.from_single_file configured only by
+    the file's __metadata__ (as models/train/export.py checks the shipped
+    model), and that metadata."""
+    from diffusers import StableDiffusionPipeline
+    meta = read_header(path)["__metadata__"]
+    with tempfile.TemporaryDirectory() as d:
+        config_folder(d, meta)
+        return StableDiffusionPipeline.from_single_file(path, config=d, **common), meta
+
+
+def load_pipelines(tok, model=None):
+    """mode -> Loaded: the tiny models (tiny-sd for all but the 9-channel
+    inpaint), or every mode of the single file `model`."""
+    from diffusers import StableDiffusionPipeline
+    common = dict(tokenizer=tok, safety_checker=None, requires_safety_checker=False,
+                  dtype=torch.float32, local_files_only=True)
+    if model is not None:
+        pipe, meta = single_file_pipeline(model, common)
+        return modes_of(pipe, model_info(model), json.loads(meta["sdcl.scheduler_config"]),
+                        os.path.splitext(os.path.basename(model))[0])
+    base = StableDiffusionPipeline.from_pretrained(os.path.join(ROOT, FOLDER), **common)
+    p9, _ = single_file_pipeline(os.path.join(ROOT, INPAINT_FILE), common)
+    pipes = modes_of(base, {"model": FOLDER}, base_scheduler_config(), "tiny-sd")
+    pipes.update(modes_of(p9, {"model": INPAINT_FILE}, base_scheduler_config(), "tiny-sd-inpaint (9 ch)"))
+    assert set(pipes) == {"txt2img", "img2img", "inpaint4", "inpaint9"}
     return pipes
+
+
+def model_info(path):
+    """The model file as the C test finds it: relative to the repository
+    when it lies inside it, and its SHA-256, so a fixture made from other
+    weights is told apart from an engine error."""
+    path = os.path.abspath(path)
+    inside = os.path.commonpath([path, ROOT]) == ROOT
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"model": os.path.relpath(path, ROOT) if inside else path, "model_sha256": digest.hexdigest()}
 
 
 P1 = "a red house on a hill"
@@ -298,6 +358,22 @@ CASES = [
     ("inp4_ddim_s075", "inpaint4", "ddim", 8, 7.5, [4505], P3, "", 0.75),
 ]
 
+# The shipped model (--model models/sdcl-shapes.safetensors) at its native
+# 64x64: the engine's defaults (sdcl_request_init: Euler a, 20 steps, CFG
+# 7.5) and DDIM.
+DEFAULT_MODEL_CASES = [
+    ("t2i_euler_a", "txt2img", "euler_a", 20, 7.5, [42], "a red circle on the left", "", None),
+    ("t2i_ddim", "txt2img", "ddim", 20, 7.5, [7], "a big blue square in the centre on a white background", "",
+     None),
+]
+
+# --cases: the case list, the image size of its cases (SIZES-like overrides
+# per case) and the README template of its folder
+CASE_SETS = {
+    "pipeline": dict(cases=CASES, size=(WIDTH, HEIGHT), sizes=SIZES, readme="README"),
+    "default-model": dict(cases=DEFAULT_MODEL_CASES, size=(64, 64), sizes={}, readme="README_MODEL"),
+}
+
 
 def invoke(pipe, args, draws):
     """Runs the pipeline, recording per step the latents after the step
@@ -327,14 +403,14 @@ def invoke(pipe, args, draws):
     return result, per_step, extra
 
 
-def float64_error(pipe, sampler, args, log, f32_final, f32_image):
+def float64_error(pipe, sampler, base, args, log, f32_final, f32_image):
     """The same case again with the models in float64 and the recorded
     draws handed back: how far float32 rounding alone moves the final
     latent and the image (max |f32 - f64| / max |f64|)."""
     models = (pipe.unet, pipe.vae, pipe.text_encoder)
     for m in models:
         m.double()
-    pipe.scheduler = make_scheduler(sampler)
+    pipe.scheduler = make_scheduler(sampler, base)
     DRAWS.replay(log)
     try:
         result, per_step, _ = invoke(pipe, args, DRAWS)
@@ -355,12 +431,21 @@ def squeeze(t, batch):
     return t[0] if batch == 1 else t
 
 
-def run_case(pipes, draws, tok, case, init_path, mask_path):
+def run_case(pipes, draws, tok, case, size, init_path, mask_path):
+    """One case at size (width, height); img2img and inpaint take the PNGs'
+    size, WIDTH x HEIGHT."""
     from PIL import Image
     name, mode, sampler, steps, cfg, seeds, prompt, negative, strength = case
     _, overrides, eta = sampler_table()[sampler]
-    pipe = pipes[mode]
-    pipe.scheduler = make_scheduler(sampler)
+    if mode not in pipes:
+        raise SystemExit(f"{name}: the model has no {mode} pipeline (a 4-channel UNet has no inpaint9, "
+                         "a 9-channel one only inpaint9)")
+    loaded = pipes[mode]
+    pipe = loaded.pipe
+    pipe.scheduler = make_scheduler(sampler, loaded.scheduler)
+    width, height = size
+    if mode != "txt2img" and size != (WIDTH, HEIGHT):
+        raise SystemExit(f"{name}: {mode} runs on init.png, {WIDTH}x{HEIGHT}, not {width}x{height}")
     batch = len(seeds)
     gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     gen = gens if batch > 1 else gens[0]
@@ -373,7 +458,6 @@ def run_case(pipes, draws, tok, case, init_path, mask_path):
         args["eta"] = eta
     png = {}
     if mode == "txt2img":
-        width, height = SIZES.get(name, (WIDTH, HEIGHT))
         args.update(height=height, width=width)
     else:
         png["image"] = "init.png"
@@ -381,8 +465,8 @@ def run_case(pipes, draws, tok, case, init_path, mask_path):
     if mode.startswith("inpaint"):
         full = "_full" in name
         png["mask"] = "all 255 (no file)" if full else "mask.png"
-        mask = Image.new("L", (WIDTH, HEIGHT), 255) if full else Image.open(mask_path)
-        args.update(mask_image=mask, height=HEIGHT, width=WIDTH)
+        mask = Image.new("L", (width, height), 255) if full else Image.open(mask_path)
+        args.update(mask_image=mask, height=height, width=width)
 
     draws.start(gens)
     result, per_step, extra = invoke(pipe, args, draws)
@@ -425,7 +509,7 @@ def run_case(pipes, draws, tok, case, init_path, mask_path):
                 extra["masked_image_latents"][:batch].shape)):
             raise SystemExit(f"{name}: masked image latents differ from the pipeline's")
 
-    err = float64_error(pipe, sampler, args, log, final, image)
+    err = float64_error(pipe, sampler, loaded.scheduler, args, log, final, image)
     order = draw_order(log)
     if any(draw_order(log, gi) != order for gi in range(batch)):
         raise SystemExit(f"{name}: the generators were drawn from in different orders")
@@ -434,14 +518,13 @@ def run_case(pipes, draws, tok, case, init_path, mask_path):
     meta = {
         "mode": mode if not mode.startswith("inpaint") else "inpaint",
         "pipeline": type(pipe).__name__,
-        "model": INPAINT_FILE if mode == "inpaint9" else FOLDER,
         "unet_in_channels": pipe.unet.config.in_channels,
         "sampler": sampler, "scheduler": scheduler_info(s, overrides),
         "steps": steps, "steps_run": n_run, "cfg": cfg, "eta": eta, "strength": strength,
         "seeds": seeds, "batch": batch, "prompt": prompt,
         "negative_prompt": negative if cfg > 1 else None,
         "prompt_ids": ids, "negative_prompt_ids": neg_ids if cfg > 1 else None,
-        "width": SIZES.get(name, (WIDTH, HEIGHT))[0], "height": SIZES.get(name, (WIDTH, HEIGHT))[1],
+        "width": width, "height": height,
         "png": png,
         "init_noise_sigma": float(s.init_noise_sigma),
         "begin_index": getattr(s, "begin_index", None),
@@ -461,12 +544,14 @@ def run_case(pipes, draws, tok, case, init_path, mask_path):
         "t_start": steps - n_run,
         "vae_scaling_factor": pipe.vae.config.scaling_factor,
         "tensors": sorted(T),
+        **loaded.info,
     }
     if mode.startswith("inpaint"):
+        f = pipe.vae_scale_factor
         meta["mask_note"] = (
             "mask PNG -> grayscale / 255, binarised (< 0.5 -> 0, else 1); masked image = image in [-1, 1] "
-            "* (mask < 0.5); latent mask = nearest interpolation to 12x8, i.e. the pixel at (8i, 8j), "
-            "the top-left of each 8x8 block (mask_latent)")
+            f"* (mask < 0.5); latent mask = nearest interpolation to {height // f}x{width // f}, i.e. the "
+            f"pixel at ({f}i, {f}j), the top-left of each {f}x{f} block (mask_latent)")
     if mode == "inpaint9":
         meta["unet_input"] = "cat([scale_model_input(latents), mask_latent, masked_image_latents], dim=1)"
     if mode == "inpaint4":
@@ -562,12 +647,44 @@ def run_scheduler(name, sampler, n, strength=None):
 
 
 DRAWS = None
+OUTPUTS = ("pipeline.safetensors", "schedulers.safetensors", "init.png", "mask.png", "README.md")
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out_dir", nargs="?", metavar="OUT_DIR", help="the same as --out")
+    ap.add_argument("--out", metavar="DIR", help="the folder to write, emptied first (default "
+                    "tests/fixtures/<cases>/)")
+    ap.add_argument("--model", metavar="FILE", help="one .safetensors file in the original SD layout with "
+                    "its configs in __metadata__ (sdcl.unet_config, ...): every pipeline is this model's "
+                    "(default: the tiny models of tests/fixtures/models/, and the samplers alone)")
+    ap.add_argument("--cases", choices=sorted(CASE_SETS),
+                    help="the case list (default: pipeline; with --model, default-model)")
+    a = ap.parse_args()
+    if a.out_dir and a.out:
+        ap.error("OUT_DIR and --out both given")
+    a.cases = a.cases or ("default-model" if a.model else "pipeline")
+    a.out = a.out or a.out_dir or os.path.join(ROOT, "tests", "fixtures", a.cases)
+    return a
+
+
+def empty_folder(out):
+    """Removes the folder before writing it again; refuses one that holds
+    anything this script does not write (a mistyped --out)."""
+    if os.path.isdir(out):
+        strangers = sorted(set(os.listdir(out)) - set(OUTPUTS))
+        if strangers:
+            raise SystemExit(f"{out} holds {', '.join(strangers[:5])}, which this script does not write; "
+                             "refusing to empty it")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
 
 
 def main():
-    global OUT, DRAWS
-    if len(sys.argv) > 1:
-        OUT = sys.argv[1]
+    global DRAWS
+    a = parse_args()
+    cs = CASE_SETS[a.cases]
+    out = a.out
     import diffusers
     import transformers
     diffusers.utils.logging.set_verbosity_error()
@@ -584,33 +701,60 @@ def main():
         __import__("diffusers.schedulers." + mod)
     DRAWS = Draws()
 
-    shutil.rmtree(OUT, ignore_errors=True)
-    os.makedirs(OUT)
+    empty_folder(out)
     work = tempfile.mkdtemp()
     tok = clip_tokenizer(work)
     tok.model_max_length = 77              # what the pipelines pad and truncate to
-    init_path, mask_path = os.path.join(OUT, "init.png"), os.path.join(OUT, "mask.png")
-    write_png(synthetic_image(), init_path, "RGB")
-    write_png(synthetic_mask(), mask_path, "L")
-
-    about = {"generator": "torch.Generator('cpu').manual_seed(seed), one per image; every draw is "
-                          "torch.randn (float32, CPU) of the latent shape ([1, 4, 12, 8]; t2i_odd_size [1, 4, 11, 9])",
-             "diffusers": diffusers.__version__, "torch": torch.__version__.split("+")[0],
-             "width": WIDTH, "height": HEIGHT, "latent": list(LATENT)}
+    init_path, mask_path = os.path.join(out, "init.png"), os.path.join(out, "mask.png")
+    if any(case[1] != "txt2img" for case in cs["cases"]):
+        write_png(synthetic_image(), init_path, "RGB")
+        write_png(synthetic_mask(), mask_path, "L")
 
     print("pipelines:")
-    pipes = load_pipelines(tok)
+    pipes = load_pipelines(tok, a.model)
+    any_pipe = next(iter(pipes.values())).pipe
+    factor = any_pipe.vae_scale_factor        # 2 ** (VAE levels - 1): 8 for SD, 4 for sdcl-shapes
+
+    def latent(width, height):
+        return [any_pipe.vae.config.latent_channels, height // factor, width // factor]
+    width, height = cs["size"]
+    shapes = "; ".join([str([1] + latent(width, height))] +
+                       [f"{name} {[1] + latent(*size)}" for name, size in cs["sizes"].items()])
+    about = {"generator": "torch.Generator('cpu').manual_seed(seed), one per image; every draw is "
+                          f"torch.randn (float32, CPU) of the latent shape ({shapes})",
+             "diffusers": diffusers.__version__, "torch": torch.__version__.split("+")[0],
+             "width": width, "height": height, "latent": latent(width, height)}
+    if a.model:
+        about.update(pipes["txt2img" if "txt2img" in pipes else "inpaint9"].info, vae_scale_factor=factor)
+
     tensors, meta = {}, {"sdcl.about": dumps(about)}
     names, case_draws = [], {}
-    for case in CASES:
-        T, m = run_case(pipes, DRAWS, tok, case, init_path, mask_path)
+    for case in cs["cases"]:
+        T, m = run_case(pipes, DRAWS, tok, case, cs["sizes"].get(case[0], cs["size"]), init_path, mask_path)
         case_draws[case[0]] = m["draws"]
         tensors.update(T)
         meta["case." + case[0]] = dumps(m)
         names.append(case[0])
     meta["sdcl.cases"] = json.dumps(names)
-    save(tensors, os.path.join(OUT, "pipeline.safetensors"), torch.float32, meta)
+    save(tensors, os.path.join(out, "pipeline.safetensors"), torch.float32, meta)
 
+    if a.model is None:
+        write_schedulers(os.path.join(out, "schedulers.safetensors"), about)
+
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write(readme(a, cs, pipes, case_draws, about, factor))
+    shutil.rmtree(work)
+    total = 0
+    for fn in sorted(os.listdir(out)):
+        size = os.path.getsize(os.path.join(out, fn))
+        total += size
+        print(f"  {fn:28s} {size:10,d}")
+    print(f"wrote {out}: {total:,} bytes")
+
+
+def write_schedulers(path, about):
+    """The samplers alone (schedulers.safetensors), on the tiny model's
+    scheduler config."""
     print("samplers alone:")
     tensors, meta = {}, {}
     names = []
@@ -628,23 +772,12 @@ def main():
     tensors["sched.alphas_cumprod"] = s.alphas_cumprod.to(torch.float32).contiguous()
     meta["sdcl.schedulers"] = json.dumps(names)
     meta["sdcl.about"] = dumps(dict(about, base_config=base_scheduler_config()))
-    save(tensors, os.path.join(OUT, "schedulers.safetensors"), torch.float32, meta)
-
-    with open(os.path.join(OUT, "README.md"), "w") as f:
-        f.write(readme(case_draws))
-    shutil.rmtree(work)
-    total = 0
-    for fn in sorted(os.listdir(OUT)):
-        size = os.path.getsize(os.path.join(OUT, fn))
-        total += size
-        print(f"  {fn:28s} {size:10,d}")
-    print(f"wrote {OUT}: {total:,} bytes")
+    save(tensors, path, torch.float32, meta)
 
 
-def readme(case_draws):
+def readme(a, cs, pipes, case_draws, about, factor):
     rows = []
-    for name, mode, sampler, steps, cfg, seeds, prompt, negative, strength in CASES:
-        model = "tiny-sd-inpaint (9 ch)" if mode == "inpaint9" else "tiny-sd"
+    for name, mode, sampler, steps, cfg, seeds, prompt, negative, strength in cs["cases"]:
         extra = []
         if strength is not None:
             extra.append(f"strength {strength}")
@@ -653,10 +786,18 @@ def readme(case_draws):
         if len(seeds) > 1:
             extra.append(f"batch {len(seeds)}")
         neg = "(none: cfg 1 skips the unconditional pass)" if cfg <= 1 else (f'"{negative}"' if negative else '""')
-        rows.append(f"| `{name}` | {mode.rstrip('49')} | {model} | {sampler} | {steps} | {cfg} | "
+        rows.append(f"| `{name}` | {mode.rstrip('49')} | {pipes[mode].label} | {sampler} | {steps} | {cfg} | "
                     f"{', '.join(map(str, seeds))} | \"{prompt}\" / {neg} | {'; '.join(extra)} | "
                     f"{', '.join(case_draws[name])} |")
-    return README.replace("@CASES@", "\n".join(rows))
+    info = next(iter(pipes.values())).info
+    fields = {"CASES": "\n".join(rows), "CASE_SET": a.cases, "MODEL": info["model"],
+              "SHA256": info.get("model_sha256", "not recorded"), "WIDTH": str(about["width"]),
+              "HEIGHT": str(about["height"]), "LATENT": " x ".join(map(str, about["latent"])),
+              "LATENT_SHAPE": str(about["latent"])[1:-1], "FACTOR": str(factor)}
+    text = globals()[cs["readme"]]
+    for key, value in fields.items():
+        text = text.replace(f"@{key}@", value)
+    return text
 
 
 README = """# Pipeline fixtures
@@ -734,6 +875,44 @@ steps at strength 0.6, so t_start = 4, timesteps[4:], set_begin_index(4)
 their own `model_outputs`. Also `timesteps`, `sigmas`, and
 `sched.alphas_cumprod` [1000] (float32, as diffusers computes it).
 """
+
+
+README_MODEL = """# Pipeline fixtures: the shipped model
+
+Made by `tests/reference/make_pipeline_fixtures.py --model @MODEL@
+--cases @CASE_SET@`: diffusers' own StableDiffusionPipeline (float32, CPU)
+on `@MODEL@` (SHA-256 `@SHA256@`),
+loaded with `StableDiffusionPipeline.from_single_file` and configured by
+the file's `__metadata__` alone, @WIDTH@ wide x @HEIGHT@ high (latent
+@LATENT@: the VAE downsamples by @FACTOR@), every random draw recorded.
+
+`tests/test-pipeline-reference.c` replays each case through the engine
+(meson test `default-model-diffusers`, suite `default-model`) with the
+tolerances stated at its top. Each case's JSON names the model file and its
+SHA-256, and the test refuses a model file with another hash: after the
+model changes, run the command above again.
+
+| file | what |
+| --- | --- |
+| `pipeline.safetensors` | one group of tensors per case, `<case>.*`, and its description as JSON in `__metadata__` under `case.<case>`; `sdcl.cases` lists the cases in order, `sdcl.about` the versions, shapes and the model file |
+
+All tensors are F32; a case with one image has no batch dimension.
+
+## Cases
+
+| case | mode | model | sampler | steps | cfg | seed(s) | prompt / negative | other | generator draws, in order |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+@CASES@
+
+Samplers are `XScheduler.from_config(the file's sdcl.scheduler_config,
+**overrides)` as in `tests/fixtures/pipeline/README.md`, and the tensors
+of a case are the ones listed there, at this size: `noise`,
+`model_output_0`, `final_latent` [@LATENT_SHAPE@], `latents` [steps,
+@LATENT_SHAPE@], `image` [@HEIGHT@, @WIDTH@, 3], `timesteps`,
+`all_timesteps`, `sigmas` (Euler, Euler a, DPM++), `step_noise` (the
+samplers that draw).
+"""
+
 
 if __name__ == "__main__":
     main()
