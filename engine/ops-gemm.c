@@ -117,6 +117,8 @@ bias_of (const SdclTensor *bias, gint64 n, const gchar *op, GError **error)
   return sdcl_contiguous (bias, error);
 }
 
+#define PACK_BLOCK 16
+
 /* Packs rows W[n][k] (n < n_out, k < n_k, row-major floats) as a [k][ldw]
  * matrix of `storage` dtype, zero beyond n_out, and returns the strided
  * view of it with the given 4-D shape (ne[0] == n_out). */
@@ -140,18 +142,25 @@ pack_weight (SdclEngine *engine, SdclDtype storage, const gfloat *w, gint64 n_ou
   if (!t)
     return NULL;
 
-  g_autofree guint8 *host = g_malloc0 (count * esize);
-  for (gint64 n = 0; n < n_out; n++)
-    for (gint64 k = 0; k < n_k; k++)
-      {
-        const gfloat v = w[n * n_k + k];
-        const gsize at = (gsize) k * ldw + n;
-        if (storage == SDCL_DTYPE_F16)
-          ((guint16 *) host)[at] = sdcl_f32_to_f16 (v);
-        else
-          ((gfloat *) host)[at] = v;
-      }
-  if (!sdcl_tensor_write (t, host, error))
+  /* the transpose in blocks of PACK_BLOCK k, so that reads and writes both
+   * run along rows (one element at a time down a column was most of a
+   * model's load time), then f16 storage converted in bulk */
+  g_autofree gfloat *rows = g_malloc0 (count * sizeof (gfloat));
+  for (gint64 k0 = 0; k0 < n_k; k0 += PACK_BLOCK)
+    {
+      const gint64 k1 = MIN (n_k, k0 + PACK_BLOCK);
+      for (gint64 n = 0; n < n_out; n++)
+        for (gint64 k = k0; k < k1; k++)
+          rows[(gsize) k * ldw + n] = w[n * n_k + k];
+    }
+  if (storage == SDCL_DTYPE_F16)
+    {
+      g_autofree guint16 *half = g_new (guint16, count);
+      sdcl_f32_to_f16_n (rows, half, count);
+      if (!sdcl_tensor_write (t, half, error))
+        return NULL;
+    }
+  else if (!sdcl_tensor_write (t, rows, error))
     return NULL;
 
   /* ne = { n_out, d1, d2, d3 } with d1·d2·d3 == n_k, rows of ldw */
@@ -442,9 +451,13 @@ sdcl_conv2d_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
   g_autofree gfloat *r = g_new (gfloat, count);
   const gint64 taps = kh * kw;
   for (gint64 o = 0; o < out_channels; o++)
-    for (gint64 i = 0; i < in_channels; i++)
+    {
+      const gfloat *src = w + o * in_channels * taps;
+      gfloat *dst = r + o * in_channels * taps;
       for (gint64 t = 0; t < taps; t++)
-        r[(o * taps + t) * in_channels + i] = w[(o * in_channels + i) * taps + t];
+        for (gint64 i = 0; i < in_channels; i++)
+          dst[t * in_channels + i] = src[i * taps + t];
+    }
   const gint64 flat[4] = { out_channels, in_channels * taps, 1, 1 };
   g_autoptr (SdclTensor) packed = pack_weight (engine, storage, r, out_channels,
                                                in_channels * taps, flat, error);

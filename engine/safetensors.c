@@ -835,6 +835,13 @@ sdcl_safetensors_read_f32 (const SdclSafetensors *st, const gchar *name, gint64 
         }
       break;
     case SDCL_ST_F16:
+#if G_BYTE_ORDER == G_LITTLE_ENDIAN
+      if ((guintptr) src % sizeof (guint16) == 0)
+        {
+          sdcl_f16_to_f32_n ((const guint16 *) src, out, n);
+          break;
+        }
+#endif
       for (gsize i = 0; i < n; i++)
         out[i] = sdcl_f16_to_f32 (load16 (src, i));
       break;

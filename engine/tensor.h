@@ -74,3 +74,6 @@ gfloat  *sdcl_tensor_read_f32 (const SdclTensor *t, GError **error);
 guint16 sdcl_f32_to_f16 (gfloat f);
 gfloat  sdcl_f16_to_f32 (guint16 h);
 gfloat  sdcl_bf16_to_f32 (guint16 b);
+/* The same over arrays, vectorised where the CPU can (same results). */
+void    sdcl_f32_to_f16_n (const gfloat *f, guint16 *h, gsize n);
+void    sdcl_f16_to_f32_n (const guint16 *h, gfloat *f, gsize n);

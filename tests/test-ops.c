@@ -145,6 +145,39 @@ test_f16_conversion (void)
   for (guint32 h = 0; h < 0x7c00; h++)                                    /* every finite half */
     g_assert_cmphex (sdcl_f32_to_f16 (sdcl_f16_to_f32 (h)), ==, h);
   g_assert_cmpfloat (sdcl_bf16_to_f32 (0x3f80), ==, 1.0f);
+
+  /* the array forms (F16C where the CPU has it) give the same bits: every
+   * half, and a sweep over float bit patterns with the halfway cases */
+  g_autofree guint16 *halves = g_new (guint16, 65536);
+  g_autofree gfloat *wide = g_new (gfloat, 65536);
+  for (guint32 h = 0; h < 65536; h++)
+    halves[h] = h;
+  sdcl_f16_to_f32_n (halves, wide, 65536);
+  for (guint32 h = 0; h < 65536; h++)
+    {
+      const gfloat one = sdcl_f16_to_f32 (h);
+      if (isnan (one) ? !isnan (wide[h]) : memcmp (&one, &wide[h], 4) != 0)
+        sdcl_test_fail ("f16 %04x: array %g, scalar %g", h, wide[h], one);
+    }
+  const gsize n = 1 << 20;
+  g_autofree gfloat *f = g_new (gfloat, n);
+  g_autofree guint16 *got = g_new (guint16, n);
+  for (gsize i = 0; i < n; i++)
+    {
+      /* i odd: a float halfway between two halves (ties) or next to one */
+      const guint32 bits = i % 2 ? ((guint32) (i * 2654435761u) & 0xffffe000u) | 0x1000u
+                                 : (guint32) (i * 4099u * 1031u);
+      memcpy (&f[i], &bits, 4);
+    }
+  sdcl_f32_to_f16_n (f, got, n);
+  for (gsize i = 0; i < n; i++)
+    {
+      const guint16 one = sdcl_f32_to_f16 (f[i]);
+      guint32 bits;
+      memcpy (&bits, &f[i], 4);
+      if (isnan (f[i]) ? (got[i] & 0x7c00) != 0x7c00 || !(got[i] & 0x3ff) : got[i] != one)
+        sdcl_test_fail ("f32 %08x: array %04x, scalar %04x", bits, got[i], one);
+    }
 }
 
 /* ---- matmul, linear, conv -------------------------------------------------- */
