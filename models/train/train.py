@@ -58,8 +58,8 @@ SCHEDULER = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 
 
 AE_PLAN = dict(steps=2500, batch=16, lr=5e-4, warmup=200, crop=32, crop_until=0.8, kl=1e-6,
                edge=0.5, data_seed=1)
-LDM_PLAN = dict(steps=5000, batch=32, lr=3e-4, warmup=300, min_lr_frac=0.1, drop=0.1,
-                ema=0.999, snr_gamma=5.0, noise_offset=0.05, data_seed=2, grad_clip=1.0)
+LDM_PLAN = dict(steps=3000, batch=32, lr=4e-4, warmup=200, min_lr_frac=0.1, drop=0.1,
+                ema=0.998, snr_gamma=5.0, noise_offset=0.05, data_seed=2, grad_clip=1.0)
 
 DEFAULT_DIR = os.path.expanduser("~/.cache/sdcl/train")
 LOG = None
