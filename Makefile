@@ -32,6 +32,10 @@ ASAN_BUILD ?= build-asan
 SUITE      ?=
 MESON_OPTS ?=
 PEER_PYTHON ?= $(HOME)/.cache/sdcl-venv/bin/python
+# txt2img steps per size in bench-engine and bench-peer: seconds per step are
+# the mean of the steps after the first, so a few give the figure; 20 for a
+# whole image's total
+BENCH_STEPS ?= 6
 
 NATIVE := $(shell pkg-config --exists gimp-3.0 2>/dev/null && echo yes)
 
@@ -74,7 +78,7 @@ screenshot: all
 bench-engine: all
 	./$(BUILD)/tests/bench-ops
 	./$(BUILD)/tests/bench-models $(BUILD)/sd15-random.safetensors
-	./$(BUILD)/tests/bench-pipeline $(BUILD)/sd15-random.safetensors --sizes 512,256 --steps 20
+	./$(BUILD)/tests/bench-pipeline $(BUILD)/sd15-random.safetensors --sizes 512,256 --steps $(BENCH_STEPS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
@@ -84,7 +88,7 @@ else
 # Not native: run the same target inside the Debian 13 root.
 all test test-asan install demo demo-engine screenshot bench-engine clean:
 	tools/sdcl-root make $@ BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) SUITE=$(SUITE) \
-	  MESON_OPTS='$(MESON_OPTS)'
+	  MESON_OPTS='$(MESON_OPTS)' BENCH_STEPS=$(BENCH_STEPS)
 
 endif
 
@@ -99,6 +103,6 @@ bench-peer:
 	elif [ ! -f $(BUILD)/sd15-random.safetensors ]; then \
 	  echo "bench-peer: no $(BUILD)/sd15-random.safetensors; make bench-engine writes it"; exit 1; \
 	else \
-	  echo '$(PEER_PYTHON) tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15'; \
-	  '$(PEER_PYTHON)' tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15; \
+	  echo '$(PEER_PYTHON) tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS)'; \
+	  '$(PEER_PYTHON)' tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS); \
 	fi

@@ -114,6 +114,16 @@ main (int argc, char **argv)
     g_autoptr (SdclTensor) img = sdcl_vae_decode (sdcl_model_vae (model), z, &error);
     CHECK (img && sdcl_engine_finish (engine, &error));
     report ("VAE decode 512x512", (g_get_monotonic_time () - t0) / 1e6);
+
+    /* 1024x1024 through tiles of the size that fits (sdcl_vae_decode_tiled
+     * chooses it, as the pipeline does) */
+    g_autoptr (SdclTensor) z2 = seeded_tensor (13, 128, 128, 4, 1);
+    reset_peaks ();
+    t0 = g_get_monotonic_time ();
+    g_autoptr (SdclTensor) img2 = sdcl_vae_decode_tiled (sdcl_model_vae (model), z2, 0, 0,
+                                                         &error);
+    CHECK (img2 && sdcl_engine_finish (engine, &error));
+    report ("VAE decode 1024x1024 (tiled)", (g_get_monotonic_time () - t0) / 1e6);
   }
   return 0;
 }
