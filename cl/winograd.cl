@@ -40,12 +40,13 @@
   } while (0)
 
 /* Work-item (16 output channels, ci), as two float8 (the packed weight's
- * tail columns are zero, so U's are too). U is [36][ldw / 16][Cin][16]:
- * per position, panels of 16 columns, each K x 16 contiguous (see b_panel
- * in cl/gemm.cl). Launch: global (ldw / 16, Cin). */
+ * tail columns are zero, so U's are too) of a block of `panels` x 16
+ * output channels starting at w_off (rows of ldw). U is [36][panels][Cin]
+ * [16]: per position, panels of 16 columns, each K x 16 contiguous (see
+ * b_panel in cl/gemm.cl). Launch: global (panels, Cin). */
 #define WINO_WEIGHT_BODY(LOAD8)                                              \
   const int pn = get_global_id (0), ci = get_global_id (1);                  \
-  if (pn * 16 >= ldw || ci >= Cin)                                           \
+  if (pn >= panels || ci >= Cin)                                             \
     return;                                                                  \
   for (int hv = 0; hv < 2; hv++)                                             \
     {                                                                        \
@@ -61,7 +62,7 @@
           for (int i = 0; i < 6; i++)                                        \
             a[i][kx] = o[i];                                                 \
         }                                                                    \
-      const long plane = (long) Cin * ldw;                                   \
+      const long plane = (long) Cin * panels * 16;                           \
       global float *dst = u + ((long) pn * Cin + ci) * 16 + hv * 8;          \
       for (int i = 0; i < 6; i++)                                            \
         {                                                                    \
@@ -75,13 +76,13 @@
 #define WINO_LOAD_F32(i, p) (p)[i]
 
 kernel void wino_weight_f32 (global const float *w, ulong w_off, long ldw, int Cin,
-                             global float *u)
+                             int panels, global float *u)
 {
   WINO_WEIGHT_BODY (vload8);
 }
 
 kernel void wino_weight_f16 (global const half *w, ulong w_off, long ldw, int Cin,
-                             global float *u)
+                             int panels, global float *u)
 {
   WINO_WEIGHT_BODY (vload_half8);
 }
@@ -174,14 +175,15 @@ kernel void wino_input_f16 (WINO_INPUT_ARGS (half))  { WINO_INPUT_BODY (vload_ha
     o[3 * s] = m12_ + 8.0f * m34_ + m[5];                                    \
   } while (0)
 
-/* M [36][tiles][ldm] -> y [Wo, Ho, Cout, N] contiguous, plus the bias.
+/* M [36][tiles][ldm] -> Cout channels of y [Wo, Ho, Ctot, N] (contiguous; y_off
+ * the first channel's plane), plus the bias (bias_off the same channel's).
  * Work-item (8 output channels, tx, tile row r0 + r); ldm is a multiple of
  * 8 and M's columns up to it exist, so its loads are never masked.
  * Launch: global (ceil(Cout/8), tiles_w, rows). */
 kernel void wino_output (global const float *m, long ldm, int tiles,
                          int tiles_w, int tiles_h, int r0, int r_end,
                          global const float *bias, ulong bias_off, int has_bias,
-                         global float *y, ulong y_off, int Wo, int Ho, int Cout)
+                         global float *y, ulong y_off, int Wo, int Ho, int Cout, int Ctot)
 {
   const int c0 = get_global_id (0) * 8, tx = get_global_id (1);
   const int r = r0 + get_global_id (2);
@@ -210,7 +212,7 @@ kernel void wino_output (global const float *m, long ldm, int tiles,
       b = vload8 (0, t);
     }
   const long HoWo = (long) Ho * Wo;
-  global float *dst = y + y_off + ((long) n * Cout + c0) * HoWo;
+  global float *dst = y + y_off + ((long) n * Ctot + c0) * HoWo;
   const int oy0 = ty * 4, ox0 = tx * 4;
   for (int k = 0; k < 4; k++)
     {

@@ -502,6 +502,25 @@ winograd_pays (gint64 Cin, gint64 Cout, gint64 tiles)
   return Cin >= 32 && Cout >= 32 && tiles >= 4;
 }
 
+/* U of at most about this many bytes: wider layers transform their
+ * weights in blocks of output channels (U is 4x the f32 weight: 472 MB at
+ * 2560 -> 1280 channels, which set the process's peak memory). */
+#define WINO_U_BYTES (128u << 20)
+
+/* U [36][panels][Cin][16] of output channels co0 .. co0 + 16·panels - 1. */
+static gboolean
+wino_weight_block (const SdclTensor *w, glong ldw, gint64 Cin, gint64 co0, gint64 panels,
+                   SdclTensor *u, GError **error)
+{
+  const gsize local[2] = { 1, 16 };
+  const gsize global[2] = { panels, sdcl_round_up (Cin, 16) };
+  return SDCL_LAUNCH (w->engine, w->dtype == SDCL_DTYPE_F16 ? "wino_weight_f16" : "wino_weight_f32",
+                      2, global, local, error,
+                      SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (sdcl_elem_off (w) + co0),
+                      SDCL_ARG_LONG (ldw), SDCL_ARG_INT (Cin), SDCL_ARG_INT (panels),
+                      SDCL_ARG_MEM (u->mem));
+}
+
 static SdclTensor *
 conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTensor *bias,
                gint pad, gint64 Wo, gint64 Ho, GError **error)
@@ -511,25 +530,20 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
   const gint64 W = x->ne[0], H = x->ne[1], N = x->ne[3];
   const gint64 tiles_w = (Wo + 3) / 4, tiles_h = (Ho + 3) / 4, rows = tiles_h * N;
 
-  /* U [36][ldw / 16][Cin][16], f32: per position, panels of 16 output
-   * channels, each a sequential stream over the input channels */
-  const gint64 u_count = 36 * Cin * ldw;
+  /* output channels in blocks of bw (a multiple of 16) whose U fits in
+   * WINO_U_BYTES; U [36][bw / 16][Cin][16], f32: per position, panels of 16
+   * output channels, each a sequential stream over the input channels */
+  const gint64 fit = (gint64) (WINO_U_BYTES / (36 * (gsize) Cin * sizeof (gfloat)));
+  const gint64 bw = MIN (ldw, MAX (GEMM_TN, fit / GEMM_TN * GEMM_TN));
+  const gint64 blocks = (ldw + bw - 1) / bw;
+  const gint64 u_count = 36 * Cin * bw;
   g_autoptr (SdclTensor) u = sdcl_tensor_new (engine, SDCL_DTYPE_F32, 1, &u_count, error);
-  if (!u)
+  if (!u || (blocks == 1 && !wino_weight_block (w, ldw, Cin, 0, bw / GEMM_TN, u, error)))
     return NULL;
-  {
-    const gsize local[2] = { 1, 16 };
-    const gsize global[2] = { ldw / GEMM_TN, sdcl_round_up (Cin, 16) };
-    if (!SDCL_LAUNCH (engine, w->dtype == SDCL_DTYPE_F16 ? "wino_weight_f16" : "wino_weight_f32",
-                      2, global, local, error,
-                      SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (sdcl_elem_off (w)),
-                      SDCL_ARG_LONG (ldw), SDCL_ARG_INT (Cin), SDCL_ARG_MEM (u->mem)))
-      return NULL;
-  }
 
-  const gsize row_bytes = 36 * (gsize) tiles_w * (Cin + ldw) * sizeof (gfloat);
+  const gsize row_bytes = 36 * (gsize) tiles_w * (Cin + bw) * sizeof (gfloat);
   const gint64 slice = CLAMP ((gint64) (WINO_SLICE_BYTES / row_bytes), 1, rows);
-  const gint64 v_count = 36 * slice * tiles_w * Cin, m_count = 36 * slice * tiles_w * ldw;
+  const gint64 v_count = 36 * slice * tiles_w * Cin, m_count = 36 * slice * tiles_w * bw;
   g_autoptr (SdclTensor) v = sdcl_tensor_new (engine, SDCL_DTYPE_F32, 1, &v_count, error);
   g_autoptr (SdclTensor) m = v ? sdcl_tensor_new (engine, SDCL_DTYPE_F32, 1, &m_count, error)
                                : NULL;
@@ -556,22 +570,31 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
                         SDCL_ARG_INT (r0), SDCL_ARG_INT (r_end), SDCL_ARG_INT (tiles),
                         SDCL_ARG_MEM (v->mem)))
         return NULL;
-      /* M[p] = V[p] · U[p] for the 36 positions p, all ldw columns */
-      if (!launch_gemm_panels (engine, v, Cin, tiles * Cin, tiles, Cin, u, GEMM_TN, Cin * ldw,
-                               Cin * GEMM_TN, ldw, NULL, m, ldw, tiles * ldw, 36, error))
-        return NULL;
-      const gsize out_local[3] = { MIN ((Cout + 7) / 8, 8), 1, 1 };
-      const gsize out_global[3] = { sdcl_round_up ((Cout + 7) / 8, out_local[0]), tiles_w,
-                                    r_end - r0 };
-      if (!SDCL_LAUNCH (engine, "wino_output", 3, out_global, out_local, error,
-                        SDCL_ARG_MEM (m->mem), SDCL_ARG_LONG (ldw), SDCL_ARG_INT (tiles),
-                        SDCL_ARG_INT (tiles_w), SDCL_ARG_INT (tiles_h),
-                        SDCL_ARG_INT (r0), SDCL_ARG_INT (r_end),
-                        SDCL_ARG_MEM (br ? br->mem : y->mem),
-                        SDCL_ARG_ULONG (br ? sdcl_elem_off (br) : 0), SDCL_ARG_INT (br != NULL),
-                        SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
-                        SDCL_ARG_INT (Wo), SDCL_ARG_INT (Ho), SDCL_ARG_INT (Cout)))
-        return NULL;
+      for (gint64 co0 = 0; co0 < Cout; co0 += bw)
+        {
+          const gint64 cols = MIN (bw, ldw - co0), n_out = MIN (bw, Cout - co0);
+          if (blocks > 1 && !wino_weight_block (w, ldw, Cin, co0, cols / GEMM_TN, u, error))
+            return NULL;
+          /* M[p] = V[p] · U[p] for the 36 positions p, the block's columns */
+          if (!launch_gemm_panels (engine, v, Cin, tiles * Cin, tiles, Cin, u, GEMM_TN,
+                                   Cin * cols, Cin * GEMM_TN, cols, NULL, m, cols, tiles * cols,
+                                   36, error))
+            return NULL;
+          const gsize out_local[3] = { MIN ((n_out + 7) / 8, 8), 1, 1 };
+          const gsize out_global[3] = { sdcl_round_up ((n_out + 7) / 8, out_local[0]), tiles_w,
+                                        r_end - r0 };
+          if (!SDCL_LAUNCH (engine, "wino_output", 3, out_global, out_local, error,
+                            SDCL_ARG_MEM (m->mem), SDCL_ARG_LONG (cols), SDCL_ARG_INT (tiles),
+                            SDCL_ARG_INT (tiles_w), SDCL_ARG_INT (tiles_h),
+                            SDCL_ARG_INT (r0), SDCL_ARG_INT (r_end),
+                            SDCL_ARG_MEM (br ? br->mem : y->mem),
+                            SDCL_ARG_ULONG (br ? sdcl_elem_off (br) + co0 : 0),
+                            SDCL_ARG_INT (br != NULL),
+                            SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (co0 * Wo * Ho),
+                            SDCL_ARG_INT (Wo), SDCL_ARG_INT (Ho), SDCL_ARG_INT (n_out),
+                            SDCL_ARG_INT (Cout)))
+            return NULL;
+        }
     }
   return g_steal_pointer (&y);
 }

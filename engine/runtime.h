@@ -62,9 +62,11 @@ cl_mem sdcl_engine_alloc (SdclEngine *engine, gsize bytes, GError **error);
 void   sdcl_engine_release (SdclEngine *engine, cl_mem mem, gsize bytes);
 
 /* The activation pool: take returns a pooled buffer of at least `bytes`
- * (its real size in *got) or a new one; give puts a buffer back for reuse.
+ * (its real size in *got) or a new one; give puts a buffer back for reuse,
+ * keeping at most SDCL_POOL_MB MiB idle (environment, default below).
  * When the device is out of memory, pooled buffers are released and the
  * allocation is tried once more. */
+#define SDCL_POOL_MB 384
 cl_mem sdcl_engine_pool_take (SdclEngine *engine, gsize bytes, gsize *got, GError **error);
 void   sdcl_engine_pool_give (SdclEngine *engine, cl_mem mem, gsize bytes);
 

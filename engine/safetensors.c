@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,6 +140,7 @@ struct _SdclSafetensors
 {
   gchar                 *name;        /* basename, for messages */
   GBytes                *bytes;       /* the whole file; keeps the map alive */
+  gboolean               mapped;      /* bytes are a read-only file map */
   SdclSafetensorsEntry  *entries;     /* [n_entries], by data offset */
   guint                  n_entries;
   SdclSafetensorsEntry **sorted;      /* [n_entries], by name */
@@ -692,7 +695,24 @@ sdcl_safetensors_open (const gchar *path, GError **error)
       return NULL;
     }
   g_autoptr (GBytes) bytes = g_mapped_file_get_bytes (map);
-  return sdcl_safetensors_open_bytes (bytes, base, error);
+  SdclSafetensors *st = sdcl_safetensors_open_bytes (bytes, base, error);
+  if (st)
+    st->mapped = TRUE;
+  return st;
+}
+
+void
+sdcl_safetensors_drop_pages (const SdclSafetensors *st, const gchar *name)
+{
+  g_return_if_fail (st != NULL && name != NULL);
+  const SdclSafetensorsEntry *e = g_hash_table_lookup (st->by_name, name);
+  if (!st->mapped || !e || e->n_bytes == 0)
+    return;
+  const guintptr page = (guintptr) sysconf (_SC_PAGESIZE);
+  const guintptr start = ((guintptr) e->data + page - 1) / page * page;
+  const guintptr end = ((guintptr) e->data + e->n_bytes) / page * page;
+  if (end > start)
+    madvise ((gpointer) start, end - start, MADV_DONTNEED);
 }
 
 const gchar *

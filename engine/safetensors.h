@@ -71,6 +71,12 @@ SdclSafetensors *sdcl_safetensors_open (const gchar *path, GError **error);
 SdclSafetensors *sdcl_safetensors_open_bytes (GBytes *bytes, const gchar *name,
                                               GError **error);
 
+/* Tells the kernel that a mapped file's pages inside tensor `name` are not
+ * needed any more (they are read again from the file if touched), so a
+ * model's file does not stay in the process's resident memory beside the
+ * device copy it was converted into. Does nothing for bytes in memory. */
+void sdcl_safetensors_drop_pages (const SdclSafetensors *st, const gchar *name);
+
 void sdcl_safetensors_free (SdclSafetensors *st);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclSafetensors, sdcl_safetensors_free)
 

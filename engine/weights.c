@@ -184,7 +184,9 @@ read_f32 (SdclWeights *w, const gchar *name, GError **error)
 {
   SdclSafetensors *st = g_hash_table_lookup (w->file_of, name);
   const gchar *file_name = g_hash_table_lookup (w->file_names, name);
-  return sdcl_safetensors_read_f32 (st, file_name, NULL, error);
+  gfloat *v = sdcl_safetensors_read_f32 (st, file_name, NULL, error);
+  sdcl_safetensors_drop_pages (st, file_name);   /* read once, then on the device */
+  return v;
 }
 
 /* A [n] f32 vector tensor from `name`. */
