@@ -376,13 +376,16 @@ sdcl_group_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor 
   g_autoptr (SdclTensor) y = stats ? new_f32 (x->engine, x->ne, error) : NULL;
   if (!y)
     return NULL;
-  const gsize local[2] = { NORM_WG, 1 }, global[2] = { NORM_WG, groups * N };
-  if (!SDCL_LAUNCH (x->engine, "block_stats_f32", 2, global, local, error,
+  const gboolean gpu = sdcl_engine_device (x->engine)->is_gpu;
+  const gsize local[2] = { gpu ? NORM_WG : 1, 1 };
+  const gsize global[2] = { gpu ? NORM_WG : groups * N, gpu ? groups * N : 1 };
+  if (!SDCL_LAUNCH (x->engine, gpu ? "block_stats_f32" : "block_stats_rows_f32", 2, global,
+                    local, error,
                     SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                     SDCL_ARG_LONG (HW * (C / groups)), SDCL_ARG_FLOAT (eps),
-                    SDCL_ARG_MEM (stats->mem)))
+                    SDCL_ARG_MEM (stats->mem), SDCL_ARG_INT (groups * N)))
     return NULL;
-  if (!LAUNCH_GRID (x->engine, "group_norm_apply_f32", HW, C, N, error,
+  if (!LAUNCH_GRID (x->engine, "group_norm_apply_f32", (HW + 7) / 8, C, N, error,
                     SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                     SDCL_ARG_MEM (stats->mem),
                     SDCL_ARG_MEM (gamma ? gamma->mem : xd->mem),
