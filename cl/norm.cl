@@ -149,9 +149,8 @@ void layer_norm_f32 (global const float *x, ulong x_off, int n, float eps,
 /* The same for CPUs: one work-item per row, float8 loops, no barriers
  * (PoCL splits a work-group's loops at every barrier; the work-group form
  * ran at 1.5 GB/s there). Two passes as above, each a compensated (Kahan)
- * sum: a plain running sum over a 768-wide row of CLIP's hidden states,
- * whose outlier features reach the hundreds, lost enough to move the text
- * encoder's output by 1e-4 of its range (the tree sum above does not).
+ * sum, so that one work-item's sequential sum over a long row (a million
+ * values in a VAE's group norm) stays as accurate as the tree sum above.
  * Grid (rows). */
 /* The row-per-work-item kernels' start: row, its input p and output out,
  * and n8 whole float8 vectors in it. */
@@ -176,15 +175,9 @@ inline float hsum8 (float8 v)
     sum = t_;                                                                \
   } while (0)
 
-/* block_stats_f32 for CPUs: one work-item per block, compensated float8
- * sums as layer_norm_rows_f32. Grid (blocks). */
-kernel void block_stats_rows_f32 (global const float *x, ulong x_off, long n, float eps,
-                                  global float *stats, int blocks)
+/* Mean and variance of p[0 .. n-1]: two passes of compensated float8 sums. */
+inline float2 row_mean_var (const global float *p, long n)
 {
-  const int b = get_global_id (0);
-  if (b >= blocks)
-    return;
-  const global float *p = x + x_off + (long) b * n;
   const long n8 = n / 8;
   float8 s8 = 0.0f, c8 = 0.0f;
   for (long i = 0; i < n8; i++)
@@ -203,8 +196,20 @@ kernel void block_stats_rows_f32 (global const float *x, ulong x_off, long n, fl
   float q = hsum8 (q8) - hsum8 (c8);
   for (long i = n8 * 8; i < n; i++)
     q += (p[i] - mean) * (p[i] - mean);
-  stats[2 * b] = mean;
-  stats[2 * b + 1] = rsqrt (q / (float) n + eps);
+  return (float2) (mean, q / (float) n);
+}
+
+/* block_stats_f32 for CPUs: one work-item per block, compensated float8
+ * sums as layer_norm_rows_f32. Grid (blocks). */
+kernel void block_stats_rows_f32 (global const float *x, ulong x_off, long n, float eps,
+                                  global float *stats, int blocks)
+{
+  const int b = get_global_id (0);
+  if (b >= blocks)
+    return;
+  const float2 mv = row_mean_var (x + x_off + (long) b * n, n);
+  stats[2 * b] = mv.x;
+  stats[2 * b + 1] = rsqrt (mv.y + eps);
 }
 
 kernel void layer_norm_rows_f32 (global const float *x, ulong x_off, int n, float eps,
@@ -213,24 +218,8 @@ kernel void layer_norm_rows_f32 (global const float *x, ulong x_off, int n, floa
                                  global float *y, ulong y_off, int rows)
 {
   ROW_KERNEL_START;
-  float8 s8 = 0.0f, c8 = 0.0f;
-  for (int i = 0; i < n8; i++)
-    KAHAN_ADD (s8, c8, vload8 (i, p));
-  float s = hsum8 (s8) - hsum8 (c8);
-  for (int i = n8 * 8; i < n; i++)
-    s += p[i];
-  const float mean = s / (float) n;
-  float8 q8 = 0.0f;
-  c8 = 0.0f;
-  for (int i = 0; i < n8; i++)
-    {
-      const float8 d = vload8 (i, p) - mean;
-      KAHAN_ADD (q8, c8, d * d);
-    }
-  float q = hsum8 (q8) - hsum8 (c8);
-  for (int i = n8 * 8; i < n; i++)
-    q += (p[i] - mean) * (p[i] - mean);
-  const float rstd = rsqrt (q / (float) n + eps);
+  const float2 mv = row_mean_var (p, n);
+  const float mean = mv.x, rstd = rsqrt (mv.y + eps);
   const global float *g = gamma + gamma_off, *b = beta + beta_off;
   for (int i = 0; i < n8; i++)
     {
