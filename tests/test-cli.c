@@ -358,6 +358,25 @@ test_generate (void)
   g_assert_nonnull (strstr (r->out, "seed 7"));
 }
 
+/* No --model, no $SDCL_MODEL: the shipped model, found beside the build
+ * tree's binary (models/sdcl-shapes.safetensors), at its native 64x64; and
+ * 512x512 asked of it is drawn at 64 and enlarged, as the user is told. */
+static void
+test_shipped_model (void)
+{
+  g_autofree gchar *out = scratch_path ("shipped.png");
+  g_autofree gchar *big = scratch_path ("shipped-512.png");
+  g_unsetenv ("SDCL_MODEL");
+  g_autoptr (Result) r = run_sdcl ("generate", "--prompt", "a red circle", "--steps", "4",
+                                   "--seed", "3", "-o", out);
+  expect_err (r, 0, "loaded in");
+  check_png_has (out, 64, 64, "a red circle", "Seed: 3");
+  g_autoptr (Result) r2 = run_sdcl ("generate", "--prompt", "a red circle", "--steps", "4",
+                                    "--seed", "3", "--width", "512", "--height", "512", "-o", big);
+  expect_err (r2, 0, "upscaled to 512x512");
+  check_png_has (big, 512, 512, "a red circle");
+}
+
 /* Two images: OUT.png with seed 11 and OUT-1.png with seed 12. */
 static void
 test_generate_batch (void)
@@ -460,6 +479,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/errors/missing-model", test_missing_model);
   g_test_add_func ("/cli/errors/missing-output-folder", test_missing_output_folder);
   g_test_add_func ("/cli/run/model-from-environment", test_model_from_environment);
+  g_test_add_func ("/cli/run/shipped-model", test_shipped_model);
   g_test_add_func ("/cli/errors/inpaint-black-mask", test_black_mask);
   g_test_add_func ("/cli/errors/mask-size", test_mask_size);
   g_test_add_func ("/cli/errors/init-wrong-size", test_init_wrong_size);

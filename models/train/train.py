@@ -232,6 +232,32 @@ def ae_preview(vae, path, n=16):
     return err
 
 
+def init_from_folder(args):
+    """--init-from: a shipped diffusers folder (models/sdcl-shapes) as the
+    starting point where the work folder has no checkpoints: its VAE and
+    latent scale as the finished autoencoder, its UNet and text encoder as
+    the LDM's weights and EMA (fresh optimizer). The machines this runs on
+    start empty every session, so this is how training continues from the
+    last shipped model."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+    src = args.init_from
+    final = os.path.join(args.dir, "ae-final.pt")
+    if not os.path.exists(final):
+        vae = AutoencoderKL.from_pretrained(os.path.join(src, "vae")).float()
+        scale = float(vae.config.scaling_factor)
+        save_atomic(dict(vae=vae.state_dict(), step=AE_PLAN["steps"], losses=[], seconds=0.0,
+                         plan=AE_PLAN, config=VAE, scaling_factor=scale, latent_std=1.0 / scale,
+                         latent_mean=0.0, init_from=src), final)
+        log(f"ae: taken from {src} (scaling_factor {scale:.5f})")
+    seed = os.path.join(args.dir, "ldm-init.pt")
+    if not os.path.exists(os.path.join(args.dir, "ldm.pt")) and not os.path.exists(seed):
+        unet = UNet2DConditionModel.from_pretrained(os.path.join(src, "unet")).float()
+        te = CLIPTextModel.from_pretrained(os.path.join(src, "text_encoder")).float()
+        torch.save(dict(unet=unet.state_dict(), text_encoder=te.state_dict(), init_from=src), seed)
+        log(f"ldm: starting from the UNet and text encoder of {src}")
+
+
 def train_ae(args):
     plan = AE_PLAN
     path = os.path.join(args.dir, "ae.pt")
@@ -365,6 +391,13 @@ def train_ldm(args):
     ema = EMA([unet, te], plan["ema"])
     ck = load_latest(path)
     step, losses, seconds = 0, [], 0.0
+    seed = os.path.join(args.dir, "ldm-init.pt")
+    if not ck and os.path.exists(seed):
+        init = torch.load(seed, map_location="cpu", weights_only=False)
+        unet.load_state_dict(init["unet"])
+        te.load_state_dict(init["text_encoder"])
+        ema = EMA([unet, te], plan["ema"])
+        log(f"ldm: weights from {init['init_from']}")
     if ck:
         unet.load_state_dict(ck["unet"])
         te.load_state_dict(ck["text_encoder"])
@@ -453,6 +486,8 @@ def main():
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--ae-steps", type=int, help="override the plan (tests)")
     ap.add_argument("--ldm-steps", type=int, help="override the plan (tests)")
+    ap.add_argument("--init-from", help="a shipped diffusers folder (models/sdcl-shapes) to start "
+                    "from where --dir has no checkpoints (see init_from_folder)")
     a = ap.parse_args()
     if a.ae_steps:
         AE_PLAN["steps"] = a.ae_steps
@@ -463,6 +498,8 @@ def main():
     os.makedirs(a.dir, exist_ok=True)
     LOG = os.path.join(a.dir, "train.log")
     log(f"start: stage {a.stage}, pid {os.getpid()}, dir {a.dir}, threads {a.threads}")
+    if a.init_from:
+        init_from_folder(a)
     if a.stage in ("ae", "all"):
         train_ae(a)
     if a.stage in ("ldm", "all"):

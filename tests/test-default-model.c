@@ -1,0 +1,378 @@
+/* test-default-model.c — the shipped model, models/sdcl-shapes.safetensors,
+ * run through the engine as a user runs it (sdcl_generate with the
+ * request's defaults: Euler a, 20 steps, CFG 7.5), judged by what it draws:
+ *
+ *  - colour: "a <colour> circle" for 8 colours over 10 seeds: the dominant
+ *    colour that is not the background's is the named one in at least 9;
+ *  - position: "a <colour> square on the left / right / top / bottom": the
+ *    centroid of the named colour lies in the named half in at least 8 of
+ *    10 seeds, for each side;
+ *  - inpaint: a masked square of a plain picture repainted with "a <colour>
+ *    square" takes that colour inside the mask, and every pixel outside the
+ *    mask keeps its value.
+ *
+ * Pixels are classified by the nearest of the training data's 12 colours
+ * (models/train/data.py, COLOURS) within a distance, so antialiased edges
+ * and gradient blends count as no colour. The background is every colour
+ * that covers at least 5 % of the picture's 2-pixel frame (a gradient's two
+ * ends, a plain colour); the data never draws an object in the background's
+ * colour. Seeds are fixed, so each figure is the same on every run; the
+ * counts are printed for the record.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "model.h"
+#include "sdcl.h"
+#include "testutil.h"
+
+#ifndef SDCL_SOURCE_DIR
+#error "SDCL_SOURCE_DIR must be defined by the build"
+#endif
+
+#define SIDE    64
+#define SEEDS   10
+#define FRAME   2
+#define NONE    (-1)
+
+/* models/train/data.py COLOURS, in its order */
+static const struct
+{
+  const gchar *name;
+  guint8       rgb[3];
+} palette[] = {
+  { "red", { 220, 30, 35 } },     { "green", { 35, 160, 60 } },  { "blue", { 35, 75, 225 } },
+  { "yellow", { 250, 215, 35 } }, { "orange", { 250, 135, 25 } }, { "purple", { 130, 45, 175 } },
+  { "pink", { 250, 135, 195 } },  { "white", { 245, 245, 245 } }, { "black", { 18, 18, 18 } },
+  { "cyan", { 40, 215, 225 } },   { "brown", { 125, 75, 35 } },  { "gray", { 128, 128, 128 } },
+};
+#define N_COLOURS G_N_ELEMENTS (palette)
+
+/* A pixel counts as a palette colour within this RGB distance: about half
+ * the distance between the two closest entries (orange and pink, 170). */
+#define MATCH_DISTANCE 60.0
+
+static SdclEngine *engine;
+static SdclModel  *model;
+
+static gint
+colour_index (const gchar *name)
+{
+  for (guint i = 0; i < N_COLOURS; i++)
+    if (g_strcmp0 (palette[i].name, name) == 0)
+      return i;
+  sdcl_test_fail ("no colour %s in the palette", name);
+}
+
+static gint
+classify (const guint8 *p)
+{
+  gint best = NONE;
+  gdouble best_d = MATCH_DISTANCE;
+  for (guint i = 0; i < N_COLOURS; i++)
+    {
+      const gdouble dr = p[0] - palette[i].rgb[0], dg = p[1] - palette[i].rgb[1],
+                    db = p[2] - palette[i].rgb[2];
+      const gdouble d = sqrt (dr * dr + dg * dg + db * db);
+      if (d < best_d)
+        best = i, best_d = d;
+    }
+  return best;
+}
+
+/* What a picture shows: per pixel its colour class, which classes are the
+ * background, and how many pixels each other class covers. */
+typedef struct
+{
+  gint     cls[SIDE * SIDE];
+  gboolean background[N_COLOURS];
+  guint    count[N_COLOURS];      /* pixels of each non-background class */
+} Reading;
+
+static void
+read_image (const SdclImage *im, Reading *r)
+{
+  g_assert_cmpuint (im->width, ==, SIDE);
+  g_assert_cmpuint (im->height, ==, SIDE);
+  memset (r, 0, sizeof *r);
+  guint frame[N_COLOURS] = { 0 }, frame_pixels = 0;
+  for (guint y = 0; y < SIDE; y++)
+    for (guint x = 0; x < SIDE; x++)
+      {
+        const gint c = classify (im->pixels + 3 * (y * SIDE + x));
+        r->cls[y * SIDE + x] = c;
+        if (x < FRAME || y < FRAME || x >= SIDE - FRAME || y >= SIDE - FRAME)
+          {
+            frame_pixels++;
+            if (c != NONE)
+              frame[c]++;
+          }
+      }
+  for (guint i = 0; i < N_COLOURS; i++)
+    r->background[i] = frame[i] * 20 >= frame_pixels;
+  for (guint i = 0; i < SIDE * SIDE; i++)
+    if (r->cls[i] != NONE && !r->background[r->cls[i]])
+      r->count[r->cls[i]]++;
+}
+
+/* The most frequent non-background colour, or NONE when nothing but
+ * background (fewer than 20 pixels) is drawn. */
+static gint
+dominant (const Reading *r)
+{
+  gint best = NONE;
+  guint most = 19;
+  for (guint i = 0; i < N_COLOURS; i++)
+    if (r->count[i] > most)
+      best = i, most = r->count[i];
+  return best;
+}
+
+static gchar *
+describe (const Reading *r)
+{
+  GString *s = g_string_new ("background");
+  for (guint i = 0; i < N_COLOURS; i++)
+    if (r->background[i])
+      g_string_append_printf (s, " %s", palette[i].name);
+  g_string_append (s, "; drawn");
+  for (guint i = 0; i < N_COLOURS; i++)
+    if (r->count[i])
+      g_string_append_printf (s, " %s %u", palette[i].name, r->count[i]);
+  return g_string_free (s, FALSE);
+}
+
+/* SEEDS pictures of one prompt, seeds seed0 ... seed0 + SEEDS - 1. */
+static GPtrArray *
+generate (const gchar *prompt, guint32 seed0)
+{
+  g_autoptr (GError) error = NULL;
+  SdclRequest req;
+  sdcl_request_init (&req);
+  req.prompt = prompt;
+  req.seed = seed0;
+  req.batch_count = SEEDS;
+  GPtrArray *images = sdcl_generate (model, &req, NULL, NULL, &error);
+  if (!images)
+    sdcl_test_fail ("\"%s\": %s", prompt, error->message);
+  g_assert_cmpuint (images->len, ==, SEEDS);
+  return images;
+}
+
+/* Writes the pictures of a case side by side when SDCL_TEST_KEEP names a
+ * folder, to look at what the model drew. */
+static void
+keep (const gchar *name, GPtrArray *images)
+{
+  const gchar *dir = g_getenv ("SDCL_TEST_KEEP");
+  if (!dir || !*dir)
+    return;
+  const guint n = images->len, w = SIDE * n;
+  g_autofree guint8 *strip = g_malloc (w * SIDE * 3);
+  for (guint i = 0; i < n; i++)
+    {
+      const SdclImage *im = images->pdata[i];
+      for (guint y = 0; y < SIDE; y++)
+        memcpy (strip + 3 * (y * w + i * SIDE), im->pixels + 3 * y * SIDE, 3 * SIDE);
+    }
+  g_autofree gchar *file = g_strdelimit (g_strdup_printf ("%s.png", name), " /", '-');
+  g_autofree gchar *path = g_build_filename (dir, file, NULL);
+  g_autoptr (GError) error = NULL;
+  if (!sdcl_png_write (path, w, SIDE, 3, strip, NULL, &error))
+    g_printerr ("# could not keep %s: %s\n", path, error->message);
+}
+
+/* ---- colour -------------------------------------------------------------- */
+
+static const gchar *colour_names[] = {
+  "red", "green", "blue", "yellow", "orange", "purple", "pink", "black",
+};
+
+static void
+test_colour (gconstpointer data)
+{
+  const gchar *colour = data;
+  const gint want = colour_index (colour);
+  g_autofree gchar *prompt = g_strdup_printf ("a %s circle", colour);
+  g_autoptr (GPtrArray) images = generate (prompt, 1000 + 37 * want);
+  keep (prompt, images);
+  guint right = 0;
+  for (guint i = 0; i < images->len; i++)
+    {
+      Reading r;
+      read_image (images->pdata[i], &r);
+      const gint got = dominant (&r);
+      g_autofree gchar *what = describe (&r);
+      g_test_message ("\"%s\" seed %u: %s (%s)", prompt, ((SdclImage *) images->pdata[i])->seed,
+                      got == NONE ? "nothing" : palette[got].name, what);
+      right += got == want;
+    }
+  g_test_message ("\"%s\": %u of %u seeds", prompt, right, images->len);
+  if (right < 9)
+    sdcl_test_fail ("\"%s\": the dominant colour was %s in %u of %u seeds, want at least 9",
+                    prompt, colour, right, images->len);
+}
+
+/* ---- position ------------------------------------------------------------- */
+
+typedef struct
+{
+  const gchar *side;
+  gboolean     vertical;   /* top/bottom: the centroid's y, else its x */
+  gboolean     low;        /* left/top: below the middle */
+} Side;
+
+static const Side sides[] = {
+  { "left", FALSE, TRUE }, { "right", FALSE, FALSE },
+  { "top", TRUE, TRUE },   { "bottom", TRUE, FALSE },
+};
+
+static const gchar *position_colours[] = { "red", "blue", "green", "yellow", "purple" };
+
+static void
+test_position (gconstpointer data)
+{
+  const Side *side = data;
+  guint right = 0, total = 0;
+  g_autoptr (GPtrArray) all = g_ptr_array_new_with_free_func ((GDestroyNotify) sdcl_image_free);
+  /* SEEDS pictures per side, the colour changing every other seed */
+  for (guint c = 0; c < G_N_ELEMENTS (position_colours); c++)
+    {
+      const gint want = colour_index (position_colours[c]);
+      g_autofree gchar *prompt = g_strdup_printf ("a %s square %s %s", position_colours[c],
+                                                  side->vertical ? "at the" : "on the",
+                                                  side->side);
+      g_autoptr (GError) error = NULL;
+      SdclRequest req;
+      sdcl_request_init (&req);
+      req.prompt = prompt;
+      req.seed = 2000 + 100 * (side - sides) + 10 * c;
+      req.batch_count = SEEDS / G_N_ELEMENTS (position_colours);
+      g_autoptr (GPtrArray) images = sdcl_generate (model, &req, NULL, NULL, &error);
+      if (!images)
+        sdcl_test_fail ("\"%s\": %s", prompt, error->message);
+      for (guint i = 0; i < images->len; i++)
+        {
+          Reading r;
+          read_image (images->pdata[i], &r);
+          gdouble sum = 0;
+          guint n = 0;
+          for (guint p = 0; p < SIDE * SIDE; p++)
+            if (r.cls[p] == want && !r.background[want])
+              {
+                sum += side->vertical ? p / SIDE : p % SIDE;
+                n++;
+              }
+          const gdouble centroid = n ? sum / n + 0.5 : -1;
+          const gboolean ok = n >= 20 && (side->low ? centroid < SIDE / 2.0
+                                                    : centroid > SIDE / 2.0);
+          g_test_message ("\"%s\" seed %u: %u pixels of %s, centroid %s %.1f: %s", prompt,
+                          ((SdclImage *) images->pdata[i])->seed, n, position_colours[c],
+                          side->vertical ? "y" : "x", centroid, ok ? "yes" : "no");
+          right += ok;
+          total++;
+        }
+      g_ptr_array_extend_and_steal (all, g_steal_pointer (&images));
+    }
+  g_autofree gchar *label = g_strdup_printf ("a square %s %s (red blue green yellow purple)",
+                                             side->vertical ? "at the" : "on the", side->side);
+  keep (label, all);
+  g_test_message ("on the %s: %u of %u seeds", side->side, right, total);
+  if (right * 5 < total * 4)
+    sdcl_test_fail ("\"... %s\": the shape was in the named half in %u of %u seeds, want 80 %%",
+                    side->side, right, total);
+}
+
+/* ---- inpaint --------------------------------------------------------------- */
+
+static void
+test_inpaint (void)
+{
+  /* a plain white picture with a black circle on the left; the mask is a
+   * square on the right, repainted with a red square */
+  g_autofree guint8 *init = g_malloc (SIDE * SIDE * 3);
+  g_autofree guint8 *mask = g_malloc0 (SIDE * SIDE);
+  const guint m0 = 32, m1 = 60, n0 = 18, n1 = 46;   /* mask x m0..m1-1, y n0..n1-1 */
+  for (guint y = 0; y < SIDE; y++)
+    for (guint x = 0; x < SIDE; x++)
+      {
+        const gdouble dx = x + 0.5 - 17, dy = y + 0.5 - 32;
+        const guint8 *c = dx * dx + dy * dy < 100 ? palette[colour_index ("black")].rgb
+                                                  : palette[colour_index ("white")].rgb;
+        memcpy (init + 3 * (y * SIDE + x), c, 3);
+        if (x >= m0 && x < m1 && y >= n0 && y < n1)
+          mask[y * SIDE + x] = 255;
+      }
+  const gint want = colour_index ("red");
+  SdclRequest req;
+  sdcl_request_init (&req);
+  req.mode = SDCL_MODE_INPAINT;
+  req.prompt = "a red square";
+  req.strength = 1.0;
+  req.init_image = init;
+  req.init_width = req.init_height = SIDE;
+  req.mask = mask;
+  req.seed = 3000;
+  req.batch_count = SEEDS;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) images = sdcl_generate (model, &req, NULL, NULL, &error);
+  if (!images)
+    sdcl_test_fail ("inpaint: %s", error->message);
+  keep ("inpaint a red square", images);
+  guint right = 0;
+  for (guint i = 0; i < images->len; i++)
+    {
+      const SdclImage *im = images->pdata[i];
+      guint inside = 0, red = 0, changed_outside = 0;
+      for (guint p = 0; p < SIDE * SIDE; p++)
+        if (mask[p])
+          {
+            inside++;
+            red += classify (im->pixels + 3 * p) == want;
+          }
+        else
+          changed_outside += memcmp (im->pixels + 3 * p, init + 3 * p, 3) != 0;
+      if (changed_outside)
+        sdcl_test_fail ("inpaint seed %u: %u pixels outside the mask changed", im->seed,
+                        changed_outside);
+      const gboolean ok = red * 4 >= inside;
+      g_test_message ("inpaint seed %u: %u of %u masked pixels red: %s", im->seed, red, inside,
+                      ok ? "yes" : "no");
+      right += ok;
+    }
+  g_test_message ("inpaint: %u of %u seeds", right, images->len);
+  if (right < 9)
+    sdcl_test_fail ("inpaint \"a red square\": a quarter of the mask or more was red in %u of "
+                    "%u seeds, want at least 9", right, images->len);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *path = g_build_filename (SDCL_SOURCE_DIR, "models", "sdcl-shapes.safetensors",
+                                             NULL);
+  engine = sdcl_engine_new (NULL, &error);
+  if (!engine)
+    sdcl_test_fail ("no OpenCL device: %s", error->message);
+  model = sdcl_model_load (engine, path, NULL, &error);
+  if (!model)
+    sdcl_test_fail ("%s: %s", path, error->message);
+
+  for (guint i = 0; i < G_N_ELEMENTS (colour_names); i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("/default-model/colour/%s", colour_names[i]);
+      g_test_add_data_func (name, colour_names[i], test_colour);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (sides); i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("/default-model/position/%s", sides[i].side);
+      g_test_add_data_func (name, &sides[i], test_position);
+    }
+  g_test_add_func ("/default-model/inpaint", test_inpaint);
+  const int status = g_test_run ();
+  sdcl_model_free (model);
+  sdcl_engine_free (engine);
+  return status;
+}
