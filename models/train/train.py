@@ -486,6 +486,9 @@ def main():
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--ae-steps", type=int, help="override the plan (tests)")
     ap.add_argument("--ldm-steps", type=int, help="override the plan (tests)")
+    ap.add_argument("--ldm-lr", type=float, help="override the plan's peak learning rate")
+    ap.add_argument("--ldm-data-seed", type=int, help="override the plan's data seed (a continued "
+                    "run should see new pictures)")
     ap.add_argument("--init-from", help="a shipped diffusers folder (models/sdcl-shapes) to start "
                     "from where --dir has no checkpoints (see init_from_folder)")
     a = ap.parse_args()
@@ -493,6 +496,10 @@ def main():
         AE_PLAN["steps"] = a.ae_steps
     if a.ldm_steps:
         LDM_PLAN["steps"] = a.ldm_steps
+    if a.ldm_lr:
+        LDM_PLAN["lr"] = a.ldm_lr
+    if a.ldm_data_seed is not None:
+        LDM_PLAN["data_seed"] = a.ldm_data_seed
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     os.makedirs(a.dir, exist_ok=True)
