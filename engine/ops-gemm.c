@@ -12,8 +12,9 @@
  *           over (kh, kw, in), in innermost: the implicit GEMM's K order
  *           over a channel-innermost input (see cl/conv.cl); so nb[3]
  *           (one input channel) is the row stride.
- * Storage is f16 or f32. f16 weights are widened to a pooled f32 copy per
- * call when M is large (weight_for_rows); x86 converts f16 with vcvtph2ps,
+ * Storage is f16 or f32. When M is large, a call reads an f32 copy: linear
+ * weights packed into panels of 16 columns (pack_panels), f16 conv weights
+ * widened row for row (weight_for_rows); x86 converts f16 with vcvtph2ps,
  * which in the K loop would cost a third of the FMA throughput.
  */
 #include "ops-internal.h"
