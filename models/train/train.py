@@ -59,7 +59,15 @@ SCHEDULER = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 
 AE_PLAN = dict(steps=2500, batch=16, lr=5e-4, warmup=200, crop=32, crop_until=0.8, kl=1e-6,
                edge=0.5, data_seed=1)
 LDM_PLAN = dict(steps=3000, batch=32, lr=4e-4, warmup=200, min_lr_frac=0.1, drop=0.1,
-                ema=0.998, snr_gamma=5.0, noise_offset=0.05, data_seed=2, grad_clip=1.0)
+                ema=0.998, snr_gamma=5.0, noise_offset=0.05, data_seed=2, grad_clip=1.0,
+                hi_t_frac=0.0, hi_t_from=400, te_lr_mult=1.0)
+# What --init-from continues with (the shipped model was trained with LDM_PLAN
+# as above, uniform timesteps): where a picture's layout and colours are
+# decided, at high noise, an epsilon loss weighs the error of the picture by
+# its SNR (below 0.1 from t = 600 on), so composition is learnt last. The
+# continuation draws hi_t_frac of each batch from t >= hi_t_from, and the
+# text encoder, trained from scratch, learns at te_lr_mult times the rate.
+CONTINUE_PLAN = dict(steps=4000, lr=3e-4, warmup=100, hi_t_frac=0.6, te_lr_mult=2.0)
 
 DEFAULT_DIR = os.path.expanduser("~/.cache/sdcl/train")
 LOG = None
@@ -387,7 +395,9 @@ def train_ldm(args):
     vae, scale, unet, te, sched = ldm_models(args)
     tok = make_tokenizer(os.path.join(args.dir, "tokenizer"))
     params = list(unet.parameters()) + list(te.parameters())
-    opt = torch.optim.AdamW(params, lr=plan["lr"], weight_decay=0.01, betas=(0.9, 0.999))
+    opt = torch.optim.AdamW([dict(params=list(unet.parameters()), lr_mult=1.0),
+                             dict(params=list(te.parameters()), lr_mult=plan["te_lr_mult"])],
+                            lr=plan["lr"], weight_decay=0.01, betas=(0.9, 0.999))
     ema = EMA([unet, te], plan["ema"])
     ck = load_latest(path)
     step, losses, seconds = 0, [], 0.0
@@ -423,7 +433,7 @@ def train_ldm(args):
         thr.update(step)
         t0 = time.time()
         for gp in opt.param_groups:
-            gp["lr"] = lr_at(step, plan)
+            gp["lr"] = lr_at(step, plan) * gp.get("lr_mult", 1.0)
         g = step_generator(21, step)
         x, caps = data.batch(range(step * B, (step + 1) * B), seed=plan["data_seed"])
         drop = torch.rand(B, generator=g) < plan["drop"]
@@ -436,6 +446,8 @@ def train_ldm(args):
         if plan["noise_offset"]:
             noise = noise + plan["noise_offset"] * torch.randn((B, 4, 1, 1), generator=g)
         t = torch.randint(0, 1000, (B,), generator=g)
+        hi = torch.rand(B, generator=g) < plan["hi_t_frac"]
+        t = torch.where(hi, plan["hi_t_from"] + t * (1000 - plan["hi_t_from"]) // 1000, t)
         zt = sched.add_noise(z0, noise, t)
         ctx = te(ids).last_hidden_state
         pred = unet(zt, t, ctx).sample
@@ -492,6 +504,8 @@ def main():
     ap.add_argument("--init-from", help="a shipped diffusers folder (models/sdcl-shapes) to start "
                     "from where --dir has no checkpoints (see init_from_folder)")
     a = ap.parse_args()
+    if a.init_from:
+        LDM_PLAN.update(CONTINUE_PLAN)
     if a.ae_steps:
         AE_PLAN["steps"] = a.ae_steps
     if a.ldm_steps:
