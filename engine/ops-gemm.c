@@ -19,6 +19,10 @@
  */
 #include "ops-internal.h"
 
+#if defined (__x86_64__) && defined (__GNUC__)
+#include <immintrin.h>
+#endif
+
 /* Work-item tile and work-group shapes; GEMM_TM and GEMM_TN must match
  * cl/gemm.cl and cl/conv.cl (a GEMM work-item covers GEMM_TN columns with
  * float8, twice that with float16: sdcl_engine_gemm_width).
@@ -118,50 +122,251 @@ bias_of (const SdclTensor *bias, gint64 n, const gchar *op, GError **error)
   return sdcl_contiguous (bias, error);
 }
 
-#define PACK_BLOCK 16
+/* ---- weight packing ---------------------------------------------------------- */
 
-/* Packs rows W[n][k] (n < n_out, k < n_k, row-major floats) as a [k][ldw]
- * matrix of `storage` dtype, zero beyond n_out, and returns the strided
- * view of it with the given 4-D shape (ne[0] == n_out). */
+/* Packing runs over blocks of PACK_COLS(storage) output rows, one 64-byte
+ * line of a packed row, and PACK_KC elements of K at a time: the block's
+ * source rows are converted into a small buffer along K (sequential reads
+ * of the file), then written out along the packed rows. */
+#define PACK_KC 256
+#define PACK_COLS(esize) (64 / (esize))
+#define PACK_THREADED_MIN (1 << 20)      /* elements; smaller weights pack on one thread */
+
+static gsize
+weight_type_size (SdclWeightType type)
+{
+  return type == SDCL_WEIGHT_F32 ? 4 : 2;
+}
+
+typedef struct
+{
+  const SdclWeightPart *parts;
+  guint                 n_parts;
+  gint64                n_out, n_in, taps, n_k, ldw;
+  SdclDtype             storage;
+  guint8               *dst;
+  gint64                block0, block1;  /* the blocks of PACK_COLS rows this worker packs */
+} PackJob;
+
+/* n elements of `type` at src as `storage` at dst (n <= PACK_KC). */
+static void
+convert_run (gconstpointer src, SdclWeightType type, gpointer dst, SdclDtype storage, gsize n)
+{
+  const gboolean to_f16 = storage == SDCL_DTYPE_F16;
+  if (type == SDCL_WEIGHT_F32)
+    {
+      if (to_f16)
+        sdcl_f32_to_f16_n (src, dst, n);
+      else
+        memcpy (dst, src, n * 4);
+    }
+  else if (type == SDCL_WEIGHT_F16)
+    {
+      if (to_f16)
+        memcpy (dst, src, n * 2);
+      else
+        sdcl_f16_to_f32_n (src, dst, n);
+    }
+  else
+    {
+      gfloat f[PACK_KC];
+      const guint16 *b = src;
+      for (gsize i = 0; i < n; i++)
+        f[i] = sdcl_bf16_to_f32 (b[i]);
+      if (to_f16)
+        sdcl_f32_to_f16_n (f, dst, n);
+      else
+        memcpy (dst, f, n * 4);
+    }
+}
+
+/* dst[k][r] = src[r][k] for r < rows, k < kc: src rows PACK_KC apart,
+ * dst rows ld apart, 2-byte elements; 8x8 blocks through SSE2 unpacks on
+ * x86-64 (a scalar transpose was half of a model's load time). */
+static void
+transpose16 (const guint16 *src, gint64 rows, gint64 kc, guint16 *dst, gint64 ld)
+{
+  gint64 r0 = 0;
+#if defined (__x86_64__) && defined (__GNUC__)
+  for (; r0 + 8 <= rows; r0 += 8)
+    {
+      gint64 k = 0;
+      for (; k + 8 <= kc; k += 8)
+        {
+          __m128i a[8], b[8], c[8];
+          for (int i = 0; i < 8; i++)
+            a[i] = _mm_loadu_si128 ((const __m128i *) (src + (r0 + i) * PACK_KC + k));
+          for (int i = 0; i < 4; i++)
+            {
+              b[2 * i] = _mm_unpacklo_epi16 (a[2 * i], a[2 * i + 1]);
+              b[2 * i + 1] = _mm_unpackhi_epi16 (a[2 * i], a[2 * i + 1]);
+            }
+          /* b[0] = r0r1 k0-3, b[1] = r0r1 k4-7, b[2] = r2r3 k0-3, ... */
+          c[0] = _mm_unpacklo_epi32 (b[0], b[2]);
+          c[1] = _mm_unpackhi_epi32 (b[0], b[2]);
+          c[2] = _mm_unpacklo_epi32 (b[1], b[3]);
+          c[3] = _mm_unpackhi_epi32 (b[1], b[3]);
+          c[4] = _mm_unpacklo_epi32 (b[4], b[6]);
+          c[5] = _mm_unpackhi_epi32 (b[4], b[6]);
+          c[6] = _mm_unpacklo_epi32 (b[5], b[7]);
+          c[7] = _mm_unpackhi_epi32 (b[5], b[7]);
+          /* c[0] = r0-3 k0-1, c[1] = r0-3 k2-3, c[2] = r0-3 k4-5, c[3] = r0-3 k6-7,
+           * c[4..7] the same for r4-7 */
+          for (int i = 0; i < 4; i++)
+            {
+              _mm_storeu_si128 ((__m128i *) (dst + (k + 2 * i) * ld + r0),
+                                _mm_unpacklo_epi64 (c[i], c[i + 4]));
+              _mm_storeu_si128 ((__m128i *) (dst + (k + 2 * i + 1) * ld + r0),
+                                _mm_unpackhi_epi64 (c[i], c[i + 4]));
+            }
+        }
+      for (; k < kc; k++)
+        for (gint64 r = r0; r < r0 + 8; r++)
+          dst[k * ld + r] = src[r * PACK_KC + k];
+    }
+#endif
+  for (gint64 k = 0; k < kc && r0 < rows; k++)
+    for (gint64 r = r0; r < rows; r++)
+      dst[k * ld + r] = src[r * PACK_KC + k];
+}
+
+static gpointer
+pack_worker (gpointer data)
+{
+  const PackJob *j = data;
+  const gsize esize = sdcl_dtype_size (j->storage);
+  const gint64 cols = PACK_COLS (esize);
+  guint8 *tmp = g_malloc (cols * PACK_KC * esize);
+  guint32 raw[PACK_KC];
+  const guint8 *row_src[64];
+  SdclWeightType row_type[64];
+
+  for (gint64 blk = j->block0; blk < j->block1; blk++)
+    {
+      const gint64 n0 = blk * cols;
+      const gint64 width = MIN (cols, j->ldw - n0);       /* packed columns of this block */
+      const gint64 valid = CLAMP (j->n_out - n0, 0, width);
+      for (gint64 r = 0; r < valid; r++)
+        {
+          gint64 n = n0 + r;
+          guint p = 0;
+          while (n >= j->parts[p].rows)
+            n -= j->parts[p++].rows;
+          row_type[r] = j->parts[p].type;
+          row_src[r] = (const guint8 *) j->parts[p].data
+                       + (gsize) n * j->n_in * j->taps * weight_type_size (row_type[r]);
+        }
+      for (gint64 k0 = 0; k0 < j->n_k; k0 += PACK_KC)
+        {
+          const gint64 kc = MIN (PACK_KC, j->n_k - k0);
+          for (gint64 r = 0; r < valid; r++)
+            {
+              const gsize tsize = weight_type_size (row_type[r]);
+              gconstpointer run = row_src[r] + (gsize) k0 * tsize;
+              guint8 *into = tmp + (gsize) r * PACK_KC * esize;
+              const gboolean same = tsize == esize && (row_type[r] != SDCL_WEIGHT_BF16);
+              if (j->taps > 1)
+                {
+                  /* packed K runs over (tap, input channel), the file's
+                   * over (input channel, tap); f16 into f16 and f32 into
+                   * f32 gather straight into the block */
+                  gpointer g = same ? (gpointer) into : (gpointer) raw;
+                  gint64 t = k0 / j->n_in, i = k0 % j->n_in;
+                  if (tsize == 2)
+                    {
+                      const guint16 *src = (const guint16 *) row_src[r];
+                      guint16 *o = g;
+                      for (gint64 k = 0; k < kc; k++)
+                        {
+                          o[k] = src[i * j->taps + t];
+                          if (++i == j->n_in)
+                            i = 0, t++;
+                        }
+                    }
+                  else
+                    {
+                      const guint32 *src = (const guint32 *) row_src[r];
+                      guint32 *o = g;
+                      for (gint64 k = 0; k < kc; k++)
+                        {
+                          o[k] = src[i * j->taps + t];
+                          if (++i == j->n_in)
+                            i = 0, t++;
+                        }
+                    }
+                  if (same)
+                    continue;
+                  run = raw;
+                }
+              convert_run (run, row_type[r], into, j->storage, kc);
+            }
+          guint8 *out = j->dst + ((gsize) k0 * j->ldw + n0) * esize;
+          if (esize == 2)
+            transpose16 ((const guint16 *) tmp, valid, kc, (guint16 *) out, j->ldw);
+          else
+            for (gint64 k = 0; k < kc; k++)
+              for (gint64 r = 0; r < valid; r++)
+                ((guint32 *) out)[k * j->ldw + r] = ((const guint32 *) tmp)[r * PACK_KC + k];
+          if (valid < width)
+            for (gint64 k = 0; k < kc; k++)
+              memset (out + ((gsize) k * j->ldw + valid) * esize, 0, (width - valid) * esize);
+        }
+    }
+  g_free (tmp);
+  return NULL;
+}
+
+/* Packs the rows of `parts` (each row [n_in][taps] elements, n_out rows in
+ * all) as a [n_in·taps][ldw] matrix of `storage` dtype, K running over
+ * (tap, input channel), zero beyond n_out, and returns the strided view of
+ * it with the given 4-D shape (ne[0] == n_out). */
 static SdclTensor *
-pack_weight (SdclEngine *engine, SdclDtype storage, const gfloat *w, gint64 n_out,
-             gint64 n_k, const gint64 ne[4], GError **error)
+pack_parts (SdclEngine *engine, SdclDtype storage, const SdclWeightPart *parts, guint n_parts,
+            gint64 n_in, gint64 taps, const gint64 ne[4], GError **error)
 {
   const gsize esize = sdcl_dtype_size (storage);
-  const gint64 ldw = sdcl_round_up (n_out, GEMM_TN);
+  gint64 n_out = 0;
+  for (guint p = 0; p < n_parts; p++)
+    n_out += parts[p].rows;
+  const gint64 n_k = n_in * taps;
+  const gint64 ldw = sdcl_round_up (MAX (n_out, 1), GEMM_TN);
   gsize count;
-  if (n_out <= 0 || n_k <= 0 || !g_size_checked_mul (&count, ldw, n_k)
-      || count > G_MAXSIZE / esize)
+  if (n_parts == 0 || n_parts > 16 || n_out <= 0 || n_in <= 0 || taps <= 0
+      || !g_size_checked_mul (&count, ldw, n_k) || count > G_MAXSIZE / esize)
     {
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
-                   "weight of %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " is out of range",
-                   n_out, n_k);
+                   "weight of %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT
+                   " is out of range", n_out, n_in, taps);
       return NULL;
     }
   const gint64 dense_ne[1] = { (gint64) count };
   g_autoptr (SdclTensor) t = sdcl_tensor_new (engine, storage, 1, dense_ne, error);
   if (!t)
     return NULL;
+  guint8 *dst = sdcl_tensor_map_write (t, error);
+  if (!dst)
+    return NULL;
 
-  /* the transpose in blocks of PACK_BLOCK k, so that reads and writes both
-   * run along rows (one element at a time down a column was most of a
-   * model's load time), then f16 storage converted in bulk */
-  g_autofree gfloat *rows = g_malloc0 (count * sizeof (gfloat));
-  for (gint64 k0 = 0; k0 < n_k; k0 += PACK_BLOCK)
+  const gint64 cols = PACK_COLS (esize), blocks = (ldw + cols - 1) / cols;
+  const gint64 n_threads = count < PACK_THREADED_MIN ? 1 : CLAMP (g_get_num_processors (), 1, 4);
+  PackJob jobs[4];
+  GThread *threads[4] = { NULL };
+  for (gint64 i = 0; i < n_threads; i++)
     {
-      const gint64 k1 = MIN (n_k, k0 + PACK_BLOCK);
-      for (gint64 n = 0; n < n_out; n++)
-        for (gint64 k = k0; k < k1; k++)
-          rows[(gsize) k * ldw + n] = w[n * n_k + k];
+      jobs[i] = (PackJob) { parts, n_parts, n_out, n_in, taps, n_k, ldw, storage, dst,
+                            blocks * i / n_threads, blocks * (i + 1) / n_threads };
+      if (i > 0)
+        threads[i] = g_thread_try_new ("sdcl-pack", pack_worker, &jobs[i], NULL);
     }
-  if (storage == SDCL_DTYPE_F16)
+  pack_worker (&jobs[0]);
+  for (gint64 i = 1; i < n_threads; i++)
     {
-      g_autofree guint16 *half = g_new (guint16, count);
-      sdcl_f32_to_f16_n (rows, half, count);
-      if (!sdcl_tensor_write (t, half, error))
-        return NULL;
+      if (threads[i])
+        g_thread_join (threads[i]);
+      else
+        pack_worker (&jobs[i]);            /* no thread to be had: pack it here */
     }
-  else if (!sdcl_tensor_write (t, rows, error))
+  if (!sdcl_tensor_unmap (t, dst, error))
     return NULL;
 
   /* ne = { n_out, d1, d2, d3 } with d1·d2·d3 == n_k, rows of ldw */
@@ -169,6 +374,15 @@ pack_weight (SdclEngine *engine, SdclDtype storage, const gfloat *w, gint64 n_ou
   nb[2] = nb[1] * ne[1];
   nb[3] = nb[2] * ne[2];
   return sdcl_tensor_view (t, ne, nb, 0, error);
+}
+
+/* Packs rows W[n][k] (n < n_out, k < n_k, row-major floats); see pack_parts. */
+static SdclTensor *
+pack_weight (SdclEngine *engine, SdclDtype storage, const gfloat *w, gint64 n_out,
+             gint64 n_k, const gint64 ne[4], GError **error)
+{
+  const SdclWeightPart part = { w, SDCL_WEIGHT_F32, n_out };
+  return pack_parts (engine, storage, &part, 1, n_k, 1, ne, error);
 }
 
 /* The row stride (elements) of a packed weight whose dimension `dim` steps
@@ -212,6 +426,17 @@ sdcl_linear_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
 {
   const gint64 ne[4] = { out_features, in_features, 1, 1 };
   return pack_weight (engine, storage, w, out_features, in_features, ne, error);
+}
+
+SdclTensor *
+sdcl_linear_weight_new_parts (SdclEngine *engine, SdclDtype storage, const SdclWeightPart *parts,
+                              guint n_parts, gint64 in_features, GError **error)
+{
+  gint64 out_features = 0;
+  for (guint p = 0; p < n_parts; p++)
+    out_features += parts[p].rows;
+  const gint64 ne[4] = { out_features, in_features, 1, 1 };
+  return pack_parts (engine, storage, parts, n_parts, in_features, 1, ne, error);
 }
 
 /* One launch of gemm_f16/gemm_f32 over `batches` products. */
@@ -426,42 +651,24 @@ sdcl_matmul (const SdclTensor *a, const SdclTensor *b, gboolean transpose_b, GEr
 /* ---- conv2d --------------------------------------------------------------------- */
 
 SdclTensor *
-sdcl_conv2d_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
-                        gint64 out_channels, gint64 in_channels, gint64 kh, gint64 kw,
-                        GError **error)
+sdcl_conv2d_weight_new_parts (SdclEngine *engine, SdclDtype storage, const SdclWeightPart *part,
+                              gint64 out_channels, gint64 in_channels, gint64 kh, gint64 kw,
+                              GError **error)
 {
-  if (kh <= 0 || kw <= 0 || in_channels <= 0)
+  if (kh <= 0 || kw <= 0 || in_channels <= 0 || out_channels <= 0 || part->rows != out_channels
+      || kh > G_MAXINT32 || kw > G_MAXINT32 || in_channels > G_MAXINT64 / (kh * kw))
     {
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
                    "conv2d weight [%" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " x %"
-                   G_GINT64_FORMAT " x %" G_GINT64_FORMAT "] has an empty dimension",
+                   G_GINT64_FORMAT " x %" G_GINT64_FORMAT "] is empty or out of range",
                    out_channels, in_channels, kh, kw);
       return NULL;
     }
-  gsize count;
-  if (!g_size_checked_mul (&count, out_channels, in_channels)
-      || !g_size_checked_mul (&count, count, kh * kw))
-    {
-      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
-                   "conv2d weight [%" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " x %"
-                   G_GINT64_FORMAT " x %" G_GINT64_FORMAT "] is out of range",
-                   out_channels, in_channels, kh, kw);
-      return NULL;
-    }
-  /* PyTorch's [out][in][kh][kw] reordered to [out][kh][kw][in] */
-  g_autofree gfloat *r = g_new (gfloat, count);
+  /* PyTorch's [out][in][kh][kw] packed as rows over (kh, kw, in) */
   const gint64 taps = kh * kw;
-  for (gint64 o = 0; o < out_channels; o++)
-    {
-      const gfloat *src = w + o * in_channels * taps;
-      gfloat *dst = r + o * in_channels * taps;
-      for (gint64 t = 0; t < taps; t++)
-        for (gint64 i = 0; i < in_channels; i++)
-          dst[t * in_channels + i] = src[i * taps + t];
-    }
   const gint64 flat[4] = { out_channels, in_channels * taps, 1, 1 };
-  g_autoptr (SdclTensor) packed = pack_weight (engine, storage, r, out_channels,
-                                               in_channels * taps, flat, error);
+  g_autoptr (SdclTensor) packed = pack_parts (engine, storage, part, 1, in_channels, taps, flat,
+                                              error);
   if (!packed)
     return NULL;
   /* element (o, kx, ky, i) of the view is W[o][i][ky][kx] */
@@ -469,6 +676,16 @@ sdcl_conv2d_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
   const gint64 ne[4] = { out_channels, kw, kh, in_channels };
   const gsize nb[4] = { packed->nb[0], row * in_channels, row * in_channels * kw, row };
   return sdcl_tensor_view (packed, ne, nb, 0, error);
+}
+
+SdclTensor *
+sdcl_conv2d_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
+                        gint64 out_channels, gint64 in_channels, gint64 kh, gint64 kw,
+                        GError **error)
+{
+  const SdclWeightPart part = { w, SDCL_WEIGHT_F32, out_channels };
+  return sdcl_conv2d_weight_new_parts (engine, storage, &part, out_channels, in_channels, kh, kw,
+                                       error);
 }
 
 SdclTensor *

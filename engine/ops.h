@@ -18,6 +18,35 @@
 SdclTensor *sdcl_linear_weight_new (SdclEngine *engine, SdclDtype storage, const gfloat *w,
                                     gint64 out_features, gint64 in_features, GError **error);
 
+/* A weight's elements as a model file holds them: `rows` rows of
+ * [in][taps] elements of `type`, little-endian, aligned to the element
+ * size. A weight may come in parts (q, k and v fused into one product),
+ * stacked in the order given. */
+typedef enum
+{
+  SDCL_WEIGHT_F32,
+  SDCL_WEIGHT_F16,
+  SDCL_WEIGHT_BF16,
+} SdclWeightType;
+
+typedef struct
+{
+  gconstpointer  data;
+  SdclWeightType type;
+  gint64         rows;
+} SdclWeightPart;
+
+/* sdcl_linear_weight_new and sdcl_conv2d_weight_new (taps kh·kw) straight
+ * from a file's elements, converted and packed in one pass by up to four
+ * threads into the device buffer, without host copies of the weight. */
+SdclTensor *sdcl_linear_weight_new_parts (SdclEngine *engine, SdclDtype storage,
+                                          const SdclWeightPart *parts, guint n_parts,
+                                          gint64 in_features, GError **error);
+SdclTensor *sdcl_conv2d_weight_new_parts (SdclEngine *engine, SdclDtype storage,
+                                          const SdclWeightPart *part, gint64 out_channels,
+                                          gint64 in_channels, gint64 kh, gint64 kw,
+                                          GError **error);
+
 /* y = x · Wᵀ + bias: x [in, rows...] f32, w from sdcl_linear_weight_new,
  * bias [out] f32 or NULL; y [out, rows...]. */
 SdclTensor *sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,

@@ -250,6 +250,30 @@ sdcl_tensor_read (const SdclTensor *t, gpointer data, GError **error)
   return sdcl_cl_check (err, "clEnqueueReadBuffer", error);
 }
 
+gpointer
+sdcl_tensor_map_write (SdclTensor *t, GError **error)
+{
+  if (!require_contiguous (t, "mapping for writing", error))
+    return NULL;
+  cl_int err = CL_SUCCESS;
+  gpointer p = clEnqueueMapBuffer (sdcl_engine_queue (t->engine), t->mem, CL_TRUE,
+                                   CL_MAP_WRITE_INVALIDATE_REGION, t->offset,
+                                   sdcl_tensor_bytes (t), 0, NULL, NULL, &err);
+  if (!sdcl_cl_check (err, "clEnqueueMapBuffer", error))
+    return NULL;
+  return p;
+}
+
+gboolean
+sdcl_tensor_unmap (SdclTensor *t, gpointer mapped, GError **error)
+{
+  cl_int err = clEnqueueUnmapMemObject (sdcl_engine_queue (t->engine), t->mem, mapped, 0, NULL,
+                                        NULL);
+  if (err == CL_SUCCESS)
+    err = clFinish (sdcl_engine_queue (t->engine));
+  return sdcl_cl_check (err, "clEnqueueUnmapMemObject", error);
+}
+
 gboolean
 sdcl_tensor_write_f32 (SdclTensor *t, const gfloat *data, GError **error)
 {

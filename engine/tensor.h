@@ -66,6 +66,11 @@ gchar   *sdcl_tensor_describe (const SdclTensor *t);
  * the tensor's dtype (f16 as raw uint16). */
 gboolean sdcl_tensor_write (SdclTensor *t, gconstpointer data, GError **error);
 gboolean sdcl_tensor_read (const SdclTensor *t, gpointer data, GError **error);
+/* The contiguous tensor's bytes mapped for writing (their old contents
+ * discarded), or NULL with an error; sdcl_tensor_unmap hands them back to
+ * the device. On a CPU device the map is the buffer itself, no copy. */
+gpointer sdcl_tensor_map_write (SdclTensor *t, GError **error);
+gboolean sdcl_tensor_unmap (SdclTensor *t, gpointer mapped, GError **error);
 /* Float convenience: converts to/from f16 as needed. */
 gboolean sdcl_tensor_write_f32 (SdclTensor *t, const gfloat *data, GError **error);
 gfloat  *sdcl_tensor_read_f32 (const SdclTensor *t, GError **error);

@@ -189,6 +189,34 @@ read_f32 (SdclWeights *w, const gchar *name, GError **error)
   return v;
 }
 
+/* The file's elements of `name` as a part of a weight packed straight from
+ * the map (sdcl_linear_weight_new_parts), or FALSE where they must be
+ * converted through floats first: another dtype, unaligned, big-endian. */
+static gboolean
+file_part (SdclWeights *w, const gchar *name, gint64 rows, SdclWeightPart *part)
+{
+#if G_BYTE_ORDER == G_LITTLE_ENDIAN
+  SdclSafetensors *st = g_hash_table_lookup (w->file_of, name);
+  const SdclSafetensorsEntry *e = sdcl_safetensors_get (st, g_hash_table_lookup (w->file_names, name));
+  if (!e || (e->dtype != SDCL_ST_F32 && e->dtype != SDCL_ST_F16 && e->dtype != SDCL_ST_BF16)
+      || (guintptr) e->data % sdcl_safetensors_dtype_size (e->dtype) != 0)
+    return FALSE;
+  *part = (SdclWeightPart) { e->data, e->dtype == SDCL_ST_F32 ? SDCL_WEIGHT_F32
+                                      : e->dtype == SDCL_ST_F16 ? SDCL_WEIGHT_F16
+                                                                : SDCL_WEIGHT_BF16, rows };
+  return TRUE;
+#else
+  return FALSE;
+#endif
+}
+
+static void
+drop_pages (SdclWeights *w, const gchar *name)
+{
+  sdcl_safetensors_drop_pages (g_hash_table_lookup (w->file_of, name),
+                               g_hash_table_lookup (w->file_names, name));
+}
+
 /* A [n] f32 vector tensor from `name`. */
 static gboolean
 vector (SdclWeights *w, SdclTensor **t, const gchar *name, gint n, GError **error)
@@ -236,12 +264,19 @@ sdcl_weights_layer (SdclWeights *w, SdclLayer *l, SdclLayerKind kind, const gcha
       w->device_bytes += count * sdcl_dtype_size (w->storage);
       if (w->engine)
         {
-          g_autofree gfloat *v = read_f32 (w, wname, error);
-          if (!v)
-            return FALSE;
+          SdclWeightPart part;
+          g_autofree gfloat *v = NULL;
+          if (!file_part (w, wname, out, &part))
+            {
+              if (!(v = read_f32 (w, wname, error)))
+                return FALSE;
+              part = (SdclWeightPart) { v, SDCL_WEIGHT_F32, out };
+            }
           l->w = kind == SDCL_LAYER_LINEAR
-                 ? sdcl_linear_weight_new (w->engine, w->storage, v, out, in, error)
-                 : sdcl_conv2d_weight_new (w->engine, w->storage, v, out, in, k, k, error);
+                 ? sdcl_linear_weight_new_parts (w->engine, w->storage, &part, 1, in, error)
+                 : sdcl_conv2d_weight_new_parts (w->engine, w->storage, &part, out, in, k, k,
+                                                 error);
+          drop_pages (w, wname);
           if (!l->w)
             return FALSE;
           sdcl_tensor_set_name (l->w, "%s", wname);
@@ -256,7 +291,9 @@ sdcl_weights_fused (SdclWeights *w, SdclLayer *l, const gchar * const *prefixes,
 {
   const gint64 shape[2] = { out_each, in };
   const gsize each = (gsize) out_each * in;
-  g_autofree gfloat *all = w->engine ? g_new (gfloat, each * n) : NULL;
+  SdclWeightPart parts[4];
+  g_return_val_if_fail (n <= G_N_ELEMENTS (parts), FALSE);
+  g_autoptr (GPtrArray) floats = g_ptr_array_new_with_free_func (g_free);
   g_autofree gfloat *all_b = w->engine && bias ? g_new (gfloat, (gsize) out_each * n) : NULL;
   gboolean complete = TRUE;
   for (guint i = 0; i < n; i++)
@@ -276,10 +313,14 @@ sdcl_weights_fused (SdclWeights *w, SdclLayer *l, const gchar * const *prefixes,
       w->device_bytes += each * sdcl_dtype_size (w->storage) + (bias ? out_each * 4 : 0);
       if (!w->engine)
         continue;
-      g_autofree gfloat *v = read_f32 (w, wname, error);
-      if (!v)
-        return FALSE;
-      memcpy (all + each * i, v, each * sizeof (gfloat));
+      if (!file_part (w, wname, out_each, &parts[i]))
+        {
+          gfloat *v = read_f32 (w, wname, error);
+          if (!v)
+            return FALSE;
+          g_ptr_array_add (floats, v);
+          parts[i] = (SdclWeightPart) { v, SDCL_WEIGHT_F32, out_each };
+        }
       if (bias)
         {
           g_autofree gfloat *b = read_f32 (w, bname, error);
@@ -290,7 +331,12 @@ sdcl_weights_fused (SdclWeights *w, SdclLayer *l, const gchar * const *prefixes,
     }
   if (!w->engine || !complete)
     return TRUE;
-  l->w = sdcl_linear_weight_new (w->engine, w->storage, all, (gint64) out_each * n, in, error);
+  l->w = sdcl_linear_weight_new_parts (w->engine, w->storage, parts, n, in, error);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree gchar *wname = g_strconcat (prefixes[i], "weight", NULL);
+      drop_pages (w, wname);
+    }
   if (!l->w)
     return FALSE;
   sdcl_tensor_set_name (l->w, "%sweight (fused x%u)", prefixes[0], n);

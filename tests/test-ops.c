@@ -643,6 +643,97 @@ test_shape_errors (void)
   g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
 }
 
+/* ---- weights packed from a file's elements ------------------------------------ */
+
+typedef struct
+{
+  const gchar   *name;
+  SdclWeightType type;
+  SdclDtype      storage;
+  gint64         parts, rows_each, in, taps;   /* taps 1: linear; 9: a 3x3 conv */
+} PackCase;
+
+static const PackCase pack_cases[] = {
+  { "linear-f16-parts", SDCL_WEIGHT_F16, SDCL_DTYPE_F16, 3, 77, 131, 1 },
+  { "linear-bf16", SDCL_WEIGHT_BF16, SDCL_DTYPE_F16, 1, 45, 64, 1 },
+  { "linear-f32-into-f32", SDCL_WEIGHT_F32, SDCL_DTYPE_F32, 2, 19, 300, 1 },
+  { "linear-f16-threaded", SDCL_WEIGHT_F16, SDCL_DTYPE_F16, 1, 1283, 1031, 1 },
+  { "conv-f16", SDCL_WEIGHT_F16, SDCL_DTYPE_F16, 1, 70, 37, 9 },
+  { "conv-f32-into-f16", SDCL_WEIGHT_F32, SDCL_DTYPE_F16, 1, 33, 300, 9 },
+  { "conv-bf16-into-f32", SDCL_WEIGHT_BF16, SDCL_DTYPE_F32, 1, 17, 11, 9 },
+  { "conv-f16-threaded", SDCL_WEIGHT_F16, SDCL_DTYPE_F16, 1, 321, 400, 9 },
+};
+
+/* Every element of the packed buffer, padding included, against the
+ * layout ops-gemm.c documents: element (n, k) at k·ldw + n, K over (tap,
+ * input channel), the file's value converted to the storage dtype. */
+static void
+test_pack_from_file (gconstpointer data)
+{
+  const PackCase *c = data;
+  g_autoptr (GError) error = NULL;
+  const gint64 n_out = c->parts * c->rows_each, row = c->in * c->taps;
+  const gsize tsize = c->type == SDCL_WEIGHT_F32 ? 4 : 2;
+  g_autofree guint8 *file = g_malloc (n_out * row * tsize);
+  g_autofree gfloat *value = g_new (gfloat, n_out * row);     /* what the file means */
+  guint32 state = 12345;
+  for (gint64 i = 0; i < n_out * row; i++)
+    {
+      state = state * 1664525u + 1013904223u;
+      const gfloat v = ((gint32) (state >> 8) - (1 << 23)) / (gfloat) (1 << 21);
+      if (c->type == SDCL_WEIGHT_F32)
+        memcpy (file + 4 * i, &v, 4), value[i] = v;
+      else
+        {
+          guint32 bits;
+          memcpy (&bits, &v, 4);
+          const guint16 h = c->type == SDCL_WEIGHT_F16 ? sdcl_f32_to_f16 (v) : bits >> 16;
+          memcpy (file + 2 * i, &h, 2);
+          value[i] = c->type == SDCL_WEIGHT_F16 ? sdcl_f16_to_f32 (h) : sdcl_bf16_to_f32 (h);
+        }
+    }
+  SdclWeightPart parts[4];
+  for (gint64 p = 0; p < c->parts; p++)
+    parts[p] = (SdclWeightPart) { file + p * c->rows_each * row * tsize, c->type, c->rows_each };
+  g_autoptr (SdclTensor) w = c->taps == 1
+    ? sdcl_linear_weight_new_parts (engine, c->storage, parts, c->parts, c->in, &error)
+    : sdcl_conv2d_weight_new_parts (engine, c->storage, parts, n_out, c->in, 3, 3, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (w->ne[0], ==, n_out);
+
+  const gsize esize = sdcl_dtype_size (c->storage);
+  const gint64 ldw = (c->taps == 1 ? w->nb[1] : w->nb[3]) / esize;
+  g_assert_cmpint (ldw % 16, ==, 0);
+  g_assert_cmpint (ldw, >=, n_out);
+  g_assert_cmpint (ldw, <, n_out + 16);
+  const gint64 dense_ne[4] = { ldw * row, 1, 1, 1 };
+  g_autoptr (SdclTensor) dense = sdcl_tensor_view (w, dense_ne, NULL, 0, &error);
+  g_assert_no_error (error);
+  g_autofree guint8 *got = g_malloc (ldw * row * esize);
+  g_assert_true (sdcl_tensor_read (dense, got, &error));
+  g_assert_no_error (error);
+  gint64 bad = 0;
+  for (gint64 k = 0; k < row; k++)
+    for (gint64 n = 0; n < ldw; n++)
+      {
+        /* k = tap · in + i; the file holds [n][i][tap] */
+        const gint64 tap = k / c->in, i = k % c->in;
+        const gfloat want = n < n_out ? value[n * row + i * c->taps + tap] : 0.0f;
+        guint32 expect, have = 0;
+        if (esize == 2)
+          expect = sdcl_f32_to_f16 (want);
+        else
+          memcpy (&expect, &want, 4);
+        memcpy (&have, got + (k * ldw + n) * esize, esize);
+        if (have != expect && bad++ < 5)
+          g_test_message ("%s: element (n %" G_GINT64_FORMAT ", k %" G_GINT64_FORMAT
+                          ") is 0x%x, want 0x%x", c->name, n, k, have, expect);
+      }
+  if (bad)
+    sdcl_test_fail ("%s: %" G_GINT64_FORMAT " packed elements differ from the file's", c->name,
+                    bad);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -668,6 +759,11 @@ main (int argc, char **argv)
   g_test_add_data_func ("/ops/conv/3x3-stride2", "conv3x3_s2", run_conv);
   g_test_add_data_func ("/ops/conv/1x1", "conv1x1", run_conv);
   g_test_add_data_func ("/ops/conv/3x3-f32-nobias", "conv3x3_f32_nobias", run_conv);
+  for (guint i = 0; i < G_N_ELEMENTS (pack_cases); i++)
+    {
+      g_autofree gchar *path = g_strdup_printf ("/ops/weights/from-file/%s", pack_cases[i].name);
+      g_test_add_data_func (path, &pack_cases[i], test_pack_from_file);
+    }
   g_test_add_func ("/ops/group-norm", test_group_norm);
   g_test_add_func ("/ops/group-norm/silu", test_group_norm_silu);
   g_test_add_func ("/ops/layer-norm", test_layer_norm);
