@@ -1,9 +1,9 @@
 /* conv.cl — 2-D convolution as an implicit GEMM (no im2col buffer), with
- * the same 6x16 register tile as cl/gemm.cl: a work-item computes 6 output
- * pixels (GEMM's rows, M = N·Ho·Wo) times 16 output channels (GEMM's
- * columns). K runs over (ky, kx, ci), ci innermost; per k the work-item
- * loads 16 output channels' weights as two float8 and broadcasts the 6
- * input pixels under the tap: 12 FMAs.
+ * the same register tile as cl/gemm.cl: a work-item computes 6 output
+ * pixels (GEMM's rows, M = N·Ho·Wo) times 16 output channels (two float8)
+ * or 32 (two float16, where SDCL_GEMM_VW is 16). K runs over (ky, kx, ci),
+ * ci innermost; per k the work-item loads the tile's weights as two
+ * vectors and broadcasts the 6 input pixels under the tap: 12 FMAs.
  *
  * The input is first copied (conv_pack_*) into a zero-padded buffer with
  * channels innermost, [C, Wp, Hp, N], so that for each tap the 6 pixels'
@@ -14,10 +14,29 @@
  * images: each keeps its own base pointer. Weights are [K][ldw] with ldw a
  * multiple of 16 (see ops-gemm.c), so weight loads are never masked.
  *
- * Launch: global (ceil(Cout/16) rounded to local0, ceil(M/6) rounded to
- * local1, 1), local as chosen in ops-gemm.c.
+ * Launch: global (ceil(Cout/CONV_TN) rounded to local0, ceil(M/6) rounded
+ * to local1, 1), local as chosen in ops-gemm.c.
  */
 #define CONV_TM 6
+
+/* The tile's columns: two vectors of SDCL_GEMM_VW (see cl/gemm.cl), 16
+ * output channels with float8, 32 with float16 (AVX-512). */
+#ifndef SDCL_GEMM_VW
+#define SDCL_GEMM_VW 8
+#endif
+#if SDCL_GEMM_VW == 16
+typedef float16 conv_v;
+#define CONV_LOAD_V_F32(o, p) vload16 (0, (p) + (o))
+#define CONV_LOAD_V_F16(o, p) vload_half16 (0, (p) + (o))
+#define CONV_STORE_V(v, p) vstore16 ((v), 0, (p))
+#else
+typedef float8 conv_v;
+#define CONV_LOAD_V_F32(o, p) vload8 (0, (p) + (o))
+#define CONV_LOAD_V_F16(o, p) vload_half8 (0, (p) + (o))
+#define CONV_STORE_V(v, p) vstore8 ((v), 0, (p))
+#endif
+#define CONV_VW SDCL_GEMM_VW
+#define CONV_TN (2 * CONV_VW)
 
 /* See cl/gemm.cl: fma() where it is one instruction, else mad(). */
 #if defined (FP_FAST_FMAF) || defined (__FMA__) || defined (__ARM_FEATURE_FMA) || SDCL_IS_GPU
@@ -88,21 +107,24 @@ kernel void conv_pack_f16 (global const half *x, ulong x_off, long s0, long s1, 
 }
 
 #define CONV_ACC_DECL                                                        \
-  float8 c0a = 0.0f, c0b = 0.0f, c1a = 0.0f, c1b = 0.0f, c2a = 0.0f,        \
+  conv_v c0a = 0.0f, c0b = 0.0f, c1a = 0.0f, c1b = 0.0f, c2a = 0.0f,        \
          c2b = 0.0f, c3a = 0.0f, c3b = 0.0f, c4a = 0.0f, c4b = 0.0f,        \
          c5a = 0.0f, c5b = 0.0f
 
 #define CONV_FMA_ROW(i, s)                                                   \
   do {                                                                       \
-    const float8 s8_ = (float8) (s);                                         \
+    const conv_v s8_ = (conv_v) (s);                                         \
     c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                   \
     c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                   \
   } while (0)
 
-/* One tap (ky, kx): weights for 16 output channels, 6 pixels. */
+/* One tap (ky, kx): weights for the tile's output channels, 6 pixels. The
+ * second vector starts b1_off after the first: CONV_VW, or 0 where the
+ * packed rows (a multiple of 16 wide) end inside a float16 tile (the copy
+ * is computed, never stored). */
 #define CONV_TAP(LOADB, off)                                                 \
   do {                                                                       \
-    const float8 b0 = LOADB (0, bp), b1 = LOADB (1, bp);                     \
+    const conv_v b0 = LOADB (0, bp), b1 = LOADB (b1_off, bp);                \
     bp += ldw;                                                               \
     const long o_ = (off);                                                   \
     CONV_FMA_ROW (0, x0[o_]); CONV_FMA_ROW (1, x1[o_]);                      \
@@ -120,12 +142,12 @@ kernel void conv_pack_f16 (global const half *x, ulong x_off, long s0, long s1, 
     + (((long) img##i * Hp + oy##i * stride) * Wp + ox##i * stride) * Cin
 
 inline void
-conv_store_pixel (global float *y, long HoWo, int n0, int Cout, float8 va, float8 vb)
+conv_store_pixel (global float *y, long HoWo, int n0, int Cout, conv_v va, conv_v vb)
 {
-  float t[16];
-  vstore8 (va, 0, t);
-  vstore8 (vb, 1, t);
-  const int n = min (16, Cout - n0);
+  float t[CONV_TN];
+  CONV_STORE_V (va, t);
+  CONV_STORE_V (vb, t + CONV_VW);
+  const int n = min (CONV_TN, Cout - n0);
   for (int j = 0; j < n; j++)
     y[(long) (n0 + j) * HoWo] = t[j];
 }
@@ -137,13 +159,13 @@ conv_store_pixel (global float *y, long HoWo, int n0, int Cout, float8 va, float
 
 /* Starts row i of the tile from what earlier channel blocks stored. */
 inline void
-conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, float8 *va, float8 *vb)
+conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va, conv_v *vb)
 {
-  float t[16];
-  for (int j = 0; j < 16; j++)
+  float t[CONV_TN];
+  for (int j = 0; j < CONV_TN; j++)
     t[j] = n0 + j < Cout ? y[(long) (n0 + j) * HoWo] : 0.0f;
-  *va = vload8 (0, t);
-  *vb = vload8 (1, t);
+  *va = CONV_LOAD_V_F32 (0, t);
+  *vb = CONV_LOAD_V_F32 (CONV_VW, t);
 }
 
 #define CONV_LOAD(i)                                                         \
@@ -156,9 +178,10 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, float8 *va,
  * rows stay in cache over the K loop: with all 4608 rows of a 512-channel
  * 3x3 conv in one pass, throughput fell to a quarter. */
 #define CONV_KERNEL_BODY(KS, LOADB, WT)                                      \
-  const int n0 = get_global_id (0) * 16, m0 = get_global_id (1) * CONV_TM;   \
+  const int n0 = get_global_id (0) * CONV_TN, m0 = get_global_id (1) * CONV_TM; \
   if (n0 >= Cout || m0 >= M)                                                 \
     return;                                                                  \
+  const int b1_off = n0 + CONV_VW < ldw ? CONV_VW : 0;                       \
   CONV_PIXEL (0); CONV_PIXEL (1); CONV_PIXEL (2);                            \
   CONV_PIXEL (3); CONV_PIXEL (4); CONV_PIXEL (5);                            \
   CONV_ACC_DECL;                                                             \
@@ -178,10 +201,10 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, float8 *va,
       }                                                                      \
   if (has_bias)                                                              \
     {                                                                        \
-      float t[16];                                                           \
-      for (int j = 0; j < 16; j++)                                           \
+      float t[CONV_TN];                                                      \
+      for (int j = 0; j < CONV_TN; j++)                                      \
         t[j] = n0 + j < Cout ? bias[bias_off + n0 + j] : 0.0f;               \
-      const float8 ba = vload8 (0, t), bv = vload8 (1, t);                   \
+      const conv_v ba = CONV_LOAD_V_F32 (0, t), bv = CONV_LOAD_V_F32 (CONV_VW, t); \
       c0a += ba; c1a += ba; c2a += ba; c3a += ba; c4a += ba; c5a += ba;      \
       c0b += bv; c1b += bv; c2b += bv; c3b += bv; c4b += bv; c5b += bv;      \
     }                                                                        \
@@ -195,7 +218,7 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, float8 *va,
   global const float *bias, ulong bias_off, int has_bias,                    \
   global float *y, ulong y_off, int c_lo, int c_hi, int accumulate
 
-kernel void conv3x3_f16 (CONV_ARGS (half))  { CONV_KERNEL_BODY (3, vload_half8, half); }
-kernel void conv3x3_f32 (CONV_ARGS (float)) { CONV_KERNEL_BODY (3, vload8, float); }
-kernel void conv1x1_f16 (CONV_ARGS (half))  { CONV_KERNEL_BODY (1, vload_half8, half); }
-kernel void conv1x1_f32 (CONV_ARGS (float)) { CONV_KERNEL_BODY (1, vload8, float); }
+kernel void conv3x3_f16 (CONV_ARGS (half))  { CONV_KERNEL_BODY (3, CONV_LOAD_V_F16, half); }
+kernel void conv3x3_f32 (CONV_ARGS (float)) { CONV_KERNEL_BODY (3, CONV_LOAD_V_F32, float); }
+kernel void conv1x1_f16 (CONV_ARGS (half))  { CONV_KERNEL_BODY (1, CONV_LOAD_V_F16, half); }
+kernel void conv1x1_f32 (CONV_ARGS (float)) { CONV_KERNEL_BODY (1, CONV_LOAD_V_F32, float); }

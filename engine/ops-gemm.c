@@ -900,9 +900,10 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
   g_autoptr (SdclTensor) wk = weight_for_rows (w, Cin * kh * kw, ldw, M, error);
   if (!wk)
     return NULL;
+  const gint64 tile_n = 2 * sdcl_engine_gemm_width (x->engine);
   const gsize local[3] = { CONV_WG_N, CONV_WG_M, 1 };
   const gsize global[3] = {
-    sdcl_round_up ((Cout + GEMM_TN - 1) / GEMM_TN, local[0]),
+    sdcl_round_up ((Cout + tile_n - 1) / tile_n, local[0]),
     sdcl_round_up ((M + GEMM_TM - 1) / GEMM_TM, local[1]),
     1,
   };
