@@ -11,6 +11,8 @@
  *    square" takes that colour inside the mask, and every pixel outside the
  *    mask keeps its value.
  *
+ * SDCL_TEST_MODEL=file judges another file instead of the shipped one.
+ *
  * Pixels are classified by the nearest of the training data's 12 colours
  * (models/train/data.py, COLOURS) within a distance, so antialiased edges
  * and gradient blends count as no colour. The background is every colour
@@ -351,8 +353,11 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_autoptr (GError) error = NULL;
-  g_autofree gchar *path = g_build_filename (SDCL_SOURCE_DIR, "models", "sdcl-shapes.safetensors",
-                                             NULL);
+  /* SDCL_TEST_MODEL judges a candidate (a checkpoint exported elsewhere
+   * while training) by the same measures before it replaces the shipped file */
+  g_autofree gchar *path = g_getenv ("SDCL_TEST_MODEL") && *g_getenv ("SDCL_TEST_MODEL")
+    ? g_strdup (g_getenv ("SDCL_TEST_MODEL"))
+    : g_build_filename (SDCL_SOURCE_DIR, "models", "sdcl-shapes.safetensors", NULL);
   engine = sdcl_engine_new (NULL, &error);
   if (!engine)
     sdcl_test_fail ("no OpenCL device: %s", error->message);
