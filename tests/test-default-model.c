@@ -16,9 +16,12 @@
  * Pixels are classified by the nearest of the training data's 12 colours
  * (models/train/data.py, COLOURS) within a distance, so antialiased edges
  * and gradient blends count as no colour. The background is every colour
- * that covers at least 5 % of the picture's 2-pixel frame (a gradient's two
- * ends, a plain colour); the data never draws an object in the background's
- * colour. Seeds are fixed, so each figure is the same on every run; the
+ * that covers at least 60 % of one side of the picture's 2-pixel frame: a
+ * plain colour covers all four, each end of a gradient a whole side, while
+ * an object, which the data draws up to the picture's edge, is at most
+ * about half the picture wide (data.py: radius 0.22 x 1.12 of the side) and
+ * so covers about half a side at most. The data never draws an object in
+ * the background's colour. Seeds are fixed, so each figure is the same on every run; the
  * counts are printed for the record.
  */
 #include <math.h>
@@ -97,21 +100,22 @@ read_image (const SdclImage *im, Reading *r)
   g_assert_cmpuint (im->width, ==, SIDE);
   g_assert_cmpuint (im->height, ==, SIDE);
   memset (r, 0, sizeof *r);
-  guint frame[N_COLOURS] = { 0 }, frame_pixels = 0;
+  guint side[4][N_COLOURS] = { { 0 } };   /* top, bottom, left, right strips */
   for (guint y = 0; y < SIDE; y++)
     for (guint x = 0; x < SIDE; x++)
       {
         const gint c = classify (im->pixels + 3 * (y * SIDE + x));
         r->cls[y * SIDE + x] = c;
-        if (x < FRAME || y < FRAME || x >= SIDE - FRAME || y >= SIDE - FRAME)
-          {
-            frame_pixels++;
-            if (c != NONE)
-              frame[c]++;
-          }
+        if (c == NONE)
+          continue;
+        side[0][c] += y < FRAME;
+        side[1][c] += y >= SIDE - FRAME;
+        side[2][c] += x < FRAME;
+        side[3][c] += x >= SIDE - FRAME;
       }
   for (guint i = 0; i < N_COLOURS; i++)
-    r->background[i] = frame[i] * 20 >= frame_pixels;
+    for (guint k = 0; k < 4; k++)
+      r->background[i] |= side[k][i] * 5 >= FRAME * SIDE * 3;
   for (guint i = 0; i < SIDE * SIDE; i++)
     if (r->cls[i] != NONE && !r->background[r->cls[i]])
       r->count[r->cls[i]]++;
