@@ -278,16 +278,32 @@ def fill_card(card, run):
         return
     head = text[a:text.index("-->", a) + 3]
     ae, ldm = run["ae"], run["ldm"]
+    runs = ldm_chain(ldm)
+    hours = ae["hours"] + sum(r["hours"] for r in runs)
+    stages = "; then ".join(
+        f"{r['steps']} steps × {r['plan']['batch']} at lr {r['plan']['lr']:g}"
+        + (f" ({int(100 * r['plan']['hi_t_frac'])} % of timesteps from t ≥ {r['plan']['hi_t_from']}, "
+           f"text encoder at {r['plan']['te_lr_mult']:g}× the rate)" if r["plan"].get("hi_t_frac") else "")
+        + f" in {r['hours']} h" for r in runs)
     body = (f"Training run: autoencoder {ae['steps']} steps × {ae['plan']['batch']} in {ae['hours']} h "
             f"(final L1 {ae['final_l1']:.4f} on [-1, 1], latent std {ae['latent_std']:.3f}, "
-            f"`scaling_factor` {ae['scaling_factor']}); UNet + text encoder {ldm['steps']} steps × "
-            f"{ldm['plan']['batch']} in {ldm['hours']} h (final ε-MSE {ldm['final_mse']:.4f}, "
-            f"min-SNR-weighted {ldm['final_weighted_loss']:.4f}); {ae['hours'] + ldm['hours']:.1f} h of "
+            f"`scaling_factor` {ae['scaling_factor']}); UNet + text encoder {stages} (final ε-MSE "
+            f"{ldm['final_mse']:.4f}, min-SNR-weighted {ldm['final_weighted_loss']:.4f}); {hours:.1f} h of "
             f"training in all on 2 shared CPU cores. Exported from the "
             f"{'EMA' if run['ema'] else 'raw'} weights. Loss curves: `models/train/loss.png`; "
             f"samples rendered by diffusers: `models/train/samples-diffusers.png`.\n")
     with open(card, "w") as f:
         f.write(text[:a] + head + "\n" + body + text[b:])
+
+
+def ldm_chain(ldm):
+    """The LDM runs that made the weights, oldest first: a run continued
+    with train.py --init-from carries the run it started from."""
+    out = []
+    while ldm:
+        out.insert(0, ldm)
+        ldm = ldm.get("continued_from")
+    return out
 
 
 def folder_size(path):
@@ -333,6 +349,12 @@ def main():
            "ldm": {"steps": ldm["step"], "plan": ldm["plan"], "hours": round(ldm["seconds"] / 3600, 2),
                    "final_weighted_loss": float(np.mean([l for _, l, _ in ldm["losses"][-n_last:]])),
                    "final_mse": float(np.mean([l for _, _, l in ldm["losses"][-n_last:]]))}}
+    # a run continued from the shipped model (train.py --init-from) records
+    # the run.json it continued, so the model's whole history stays known
+    previous = os.path.join(a.pictures, "run.json")
+    if os.path.exists(os.path.join(a.dir, "ldm-init.pt")) and os.path.exists(previous):
+        with open(previous) as f:
+            run["ldm"]["continued_from"] = json.load(f)["ldm"]
     if not a.no_samples:
         from PIL import Image
         run["sample_prompts"] = sample_grid(vae, unet, te, tok, os.path.join(a.pictures, "samples-diffusers.png"))
