@@ -85,9 +85,13 @@ clean:
 
 else
 
-# Not native: run the same target inside the Debian 13 root.
+# Not native: run the same target inside the Debian 13 root. The quality
+# suite's SDCL_TEST_MODEL and SDCL_TEST_KEEP go along (paths inside the
+# checkout: the root sees the checkout at the same path, not the host's /tmp).
+ROOT_ENV = $(strip $(SDCL_ROOT_ENV) $(if $(SDCL_TEST_MODEL),SDCL_TEST_MODEL=$(SDCL_TEST_MODEL)) \
+             $(if $(SDCL_TEST_KEEP),SDCL_TEST_KEEP=$(SDCL_TEST_KEEP)))
 all test test-asan install demo demo-engine screenshot bench-engine clean:
-	tools/sdcl-root make $@ BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) SUITE=$(SUITE) \
+	SDCL_ROOT_ENV='$(ROOT_ENV)' tools/sdcl-root make $@ BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) SUITE=$(SUITE) \
 	  MESON_OPTS='$(MESON_OPTS)' BENCH_STEPS=$(BENCH_STEPS)
 
 endif
