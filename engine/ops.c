@@ -245,28 +245,49 @@ sdcl_geglu (const SdclTensor *x, GError **error)
   return g_steal_pointer (&y);
 }
 
-SdclTensor *
-sdcl_binary (const SdclTensor *a, const SdclTensor *b, SdclBinary op, GError **error)
+static gboolean
+launch_binary (const SdclTensor *a, const SdclTensor *b, SdclBinary op, SdclTensor *y,
+               GError **error)
 {
   for (int i = 0; i < 4; i++)
     if (b->ne[i] != 1 && b->ne[i] != a->ne[i])
-      return sdcl_ops_shape_error (error, op == SDCL_BINARY_ADD ? "add" : "mul",
-                          "the second operand does not broadcast to the first", a, b);
+      {
+        sdcl_ops_shape_error (error, op == SDCL_BINARY_ADD ? "add" : "mul",
+                              "the second operand does not broadcast to the first", a, b);
+        return FALSE;
+      }
   if (!require_f32 (b, "add/mul", error))
-    return NULL;
+    return FALSE;
+  return LAUNCH_GRID (a->engine, op == SDCL_BINARY_ADD ? "add_f32" : "mul_f32",
+                      a->ne[0], a->ne[1], a->ne[2] * a->ne[3], error,
+                      SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (sdcl_elem_off (a)),
+                      SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (sdcl_elem_off (b)),
+                      SDCL_ARG_LONG (elem_stride (b, 0)), SDCL_ARG_LONG (elem_stride (b, 1)),
+                      SDCL_ARG_LONG (elem_stride (b, 2)), SDCL_ARG_LONG (elem_stride (b, 3)),
+                      SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (sdcl_elem_off (y)),
+                      SDCL_ARG_INT (a->ne[0]), SDCL_ARG_INT (a->ne[1]), SDCL_ARG_INT (a->ne[2]));
+}
+
+SdclTensor *
+sdcl_binary (const SdclTensor *a, const SdclTensor *b, SdclBinary op, GError **error)
+{
   g_autoptr (SdclTensor) ad = dense (a, error);
   g_autoptr (SdclTensor) y = ad ? new_f32 (a->engine, a->ne, error) : NULL;
-  if (!y || !LAUNCH_GRID (a->engine, op == SDCL_BINARY_ADD ? "add_f32" : "mul_f32",
-                          a->ne[0], a->ne[1], a->ne[2] * a->ne[3], error,
-                          SDCL_ARG_MEM (ad->mem), SDCL_ARG_ULONG (sdcl_elem_off (ad)),
-                          SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (sdcl_elem_off (b)),
-                          SDCL_ARG_LONG (elem_stride (b, 0)), SDCL_ARG_LONG (elem_stride (b, 1)),
-                          SDCL_ARG_LONG (elem_stride (b, 2)), SDCL_ARG_LONG (elem_stride (b, 3)),
-                          SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
-                          SDCL_ARG_INT (a->ne[0]), SDCL_ARG_INT (a->ne[1]),
-                          SDCL_ARG_INT (a->ne[2])))
+  if (!y || !launch_binary (ad, b, op, y, error))
     return NULL;
   return g_steal_pointer (&y);
+}
+
+gboolean
+sdcl_binary_into (SdclTensor *a, const SdclTensor *b, SdclBinary op, GError **error)
+{
+  if (a->dtype != SDCL_DTYPE_F32 || !sdcl_tensor_is_contiguous (a))
+    {
+      sdcl_ops_shape_error (error, op == SDCL_BINARY_ADD ? "add" : "mul",
+                            "an in-place operand must be contiguous f32", a, NULL);
+      return FALSE;
+    }
+  return launch_binary (a, b, op, a, error);
 }
 
 SdclTensor *

@@ -130,6 +130,11 @@ typedef enum
 
 /* a op b, where each dimension of b is 1 or equal to a's (broadcast). */
 SdclTensor *sdcl_binary (const SdclTensor *a, const SdclTensor *b, SdclBinary op, GError **error);
+/* a op= b in place (each element reads and writes only itself): a must be
+ * contiguous f32, a tensor its caller owns and no longer needs as it was
+ * (the residual sums of a resnet block, which would otherwise hold a third
+ * full-size tensor at the block's end). */
+gboolean sdcl_binary_into (SdclTensor *a, const SdclTensor *b, SdclBinary op, GError **error);
 /* x · s + t */
 SdclTensor *sdcl_scale (const SdclTensor *x, gfloat s, gfloat t, GError **error);
 /* Nearest-neighbour 2× upsampling of [W, H, ...]. */

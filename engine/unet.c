@@ -56,11 +56,8 @@ sdcl_resblock_forward (const SdclResBlock *r, const SdclTensor *x, const SdclTen
       /* silu(temb) projected per channel, broadcast over the pixels */
       g_autoptr (SdclTensor) t = sdcl_linear (time, r->time.w, r->time.b, error);
       g_autoptr (SdclTensor) t4 = t ? sdcl_tensor_reshape (t, 1, 1, r->out, x->ne[3], error) : NULL;
-      h1 = t4 ? sdcl_binary (h2, t4, SDCL_BINARY_ADD, error) : NULL;
-      if (!h1)
+      if (!t4 || !sdcl_binary_into (h2, t4, SDCL_BINARY_ADD, error))
         return NULL;
-      sdcl_tensor_free (h2);
-      h2 = g_steal_pointer (&h1);
     }
   g_autoptr (SdclTensor) h3 = sdcl_group_norm (h2, r->norm2.w, r->norm2.b, r->groups, r->eps, TRUE,
                                                error);
@@ -69,10 +66,12 @@ sdcl_resblock_forward (const SdclResBlock *r, const SdclTensor *x, const SdclTen
   if (!h4)
     return NULL;
   g_clear_pointer (&h3, sdcl_tensor_free);
-  if (!r->shortcut.w)
-    return sdcl_binary (h4, x, SDCL_BINARY_ADD, error);
-  g_autoptr (SdclTensor) s = sdcl_conv2d (x, r->shortcut.w, r->shortcut.b, 1, 0, error);
-  return s ? sdcl_binary (h4, s, SDCL_BINARY_ADD, error) : NULL;
+  g_autoptr (SdclTensor) s = r->shortcut.w ? sdcl_conv2d (x, r->shortcut.w, r->shortcut.b, 1, 0,
+                                                          error)
+                                            : NULL;
+  if ((r->shortcut.w && !s) || !sdcl_binary_into (h4, s ? s : x, SDCL_BINARY_ADD, error))
+    return NULL;
+  return g_steal_pointer (&h4);
 }
 
 /* ---- layout helpers ------------------------------------------------------------- */
