@@ -179,42 +179,51 @@ lookup (SdclWeights *w, const gchar *name, guint n, const gint64 *shape, guint a
   return NULL;
 }
 
-static gfloat *
-read_f32 (SdclWeights *w, const gchar *name, GError **error)
-{
-  SdclSafetensors *st = g_hash_table_lookup (w->file_of, name);
-  const gchar *file_name = g_hash_table_lookup (w->file_names, name);
-  gfloat *v = sdcl_safetensors_read_f32 (st, file_name, NULL, error);
-  sdcl_safetensors_drop_pages (st, file_name);   /* read once, then on the device */
-  return v;
-}
-
-/* The file's elements of `name` as a part of a weight packed straight from
- * the map (sdcl_linear_weight_new_parts), or FALSE where they must be
- * converted through floats first: another dtype, unaligned, big-endian. */
-static gboolean
-file_part (SdclWeights *w, const gchar *name, gint64 rows, SdclWeightPart *part)
-{
-#if G_BYTE_ORDER == G_LITTLE_ENDIAN
-  SdclSafetensors *st = g_hash_table_lookup (w->file_of, name);
-  const SdclSafetensorsEntry *e = sdcl_safetensors_get (st, g_hash_table_lookup (w->file_names, name));
-  if (!e || (e->dtype != SDCL_ST_F32 && e->dtype != SDCL_ST_F16 && e->dtype != SDCL_ST_BF16)
-      || (guintptr) e->data % sdcl_safetensors_dtype_size (e->dtype) != 0)
-    return FALSE;
-  *part = (SdclWeightPart) { e->data, e->dtype == SDCL_ST_F32 ? SDCL_WEIGHT_F32
-                                      : e->dtype == SDCL_ST_F16 ? SDCL_WEIGHT_F16
-                                                                : SDCL_WEIGHT_BF16, rows };
-  return TRUE;
-#else
-  return FALSE;
-#endif
-}
-
+/* Tells the kernel the file's pages of `name` are not needed any more: the
+ * weight is read once, then lives on the device. */
 static void
 drop_pages (SdclWeights *w, const gchar *name)
 {
   sdcl_safetensors_drop_pages (g_hash_table_lookup (w->file_of, name),
                                g_hash_table_lookup (w->file_names, name));
+}
+
+static gfloat *
+read_f32 (SdclWeights *w, const gchar *name, GError **error)
+{
+  gfloat *v = sdcl_safetensors_read_f32 (g_hash_table_lookup (w->file_of, name),
+                                         g_hash_table_lookup (w->file_names, name), NULL, error);
+  drop_pages (w, name);
+  return v;
+}
+
+/* The elements of `name` as `rows` rows of a weight to pack
+ * (sdcl_linear_weight_new_parts): straight from the file's map where they
+ * are F32, F16 or BF16, aligned and little-endian; otherwise converted to
+ * floats, which are added to `keep` (freed with it). The caller drops the
+ * file's pages once the weight is packed. */
+static gboolean
+weight_part (SdclWeights *w, const gchar *name, gint64 rows, SdclWeightPart *part,
+             GPtrArray *keep, GError **error)
+{
+#if G_BYTE_ORDER == G_LITTLE_ENDIAN
+  const SdclSafetensorsEntry *e = sdcl_safetensors_get (g_hash_table_lookup (w->file_of, name),
+                                                        g_hash_table_lookup (w->file_names, name));
+  if (e && (e->dtype == SDCL_ST_F32 || e->dtype == SDCL_ST_F16 || e->dtype == SDCL_ST_BF16)
+      && (guintptr) e->data % sdcl_safetensors_dtype_size (e->dtype) == 0)
+    {
+      *part = (SdclWeightPart) { e->data, e->dtype == SDCL_ST_F32 ? SDCL_WEIGHT_F32
+                                          : e->dtype == SDCL_ST_F16 ? SDCL_WEIGHT_F16
+                                                                    : SDCL_WEIGHT_BF16, rows };
+      return TRUE;
+    }
+#endif
+  gfloat *v = read_f32 (w, name, error);
+  if (!v)
+    return FALSE;
+  g_ptr_array_add (keep, v);
+  *part = (SdclWeightPart) { v, SDCL_WEIGHT_F32, rows };
+  return TRUE;
 }
 
 /* A [n] f32 vector tensor from `name`. */
@@ -265,13 +274,9 @@ sdcl_weights_layer (SdclWeights *w, SdclLayer *l, SdclLayerKind kind, const gcha
       if (w->engine)
         {
           SdclWeightPart part;
-          g_autofree gfloat *v = NULL;
-          if (!file_part (w, wname, out, &part))
-            {
-              if (!(v = read_f32 (w, wname, error)))
-                return FALSE;
-              part = (SdclWeightPart) { v, SDCL_WEIGHT_F32, out };
-            }
+          g_autoptr (GPtrArray) floats = g_ptr_array_new_with_free_func (g_free);
+          if (!weight_part (w, wname, out, &part, floats, error))
+            return FALSE;
           l->w = kind == SDCL_LAYER_LINEAR
                  ? sdcl_linear_weight_new_parts (w->engine, w->storage, &part, 1, in, error)
                  : sdcl_conv2d_weight_new_parts (w->engine, w->storage, &part, out, in, k, k,
@@ -313,14 +318,8 @@ sdcl_weights_fused (SdclWeights *w, SdclLayer *l, const gchar * const *prefixes,
       w->device_bytes += each * sdcl_dtype_size (w->storage) + (bias ? out_each * 4 : 0);
       if (!w->engine)
         continue;
-      if (!file_part (w, wname, out_each, &parts[i]))
-        {
-          gfloat *v = read_f32 (w, wname, error);
-          if (!v)
-            return FALSE;
-          g_ptr_array_add (floats, v);
-          parts[i] = (SdclWeightPart) { v, SDCL_WEIGHT_F32, out_each };
-        }
+      if (!weight_part (w, wname, out_each, &parts[i], floats, error))
+        return FALSE;
       if (bias)
         {
           g_autofree gfloat *b = read_f32 (w, bname, error);
