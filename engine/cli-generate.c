@@ -561,9 +561,11 @@ load_model (const Options *o, SdclEngine **engine, GError **error)
   *engine = sdcl_engine_new (o->device, error);
   if (!*engine)
     return NULL;
-  SdclModel *model = sdcl_model_load (*engine, o->model, o->vae, error);
+  /* one request per run: each part is on the device only while it works */
+  SdclModel *model = sdcl_model_load_with_policy (*engine, o->model, o->vae, SDCL_MODEL_ON_DEMAND,
+                                                  error);
   if (model)
-    g_printerr ("sdcl %s: %s on %s, loaded in %.1f s\n", o->command,
+    g_printerr ("sdcl %s: %s on %s, opened in %.1f s\n", o->command,
                 sdcl_model_get_info (model)->kind_name, sdcl_engine_device (*engine)->name,
                 (g_get_monotonic_time () - t0) / 1e6);
   return model;

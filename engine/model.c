@@ -12,13 +12,14 @@ struct _SdclModel
 {
   SdclEngine    *engine;
   SdclModelInfo *info;
+  SdclModelPolicy policy;
   SdclClipConfig clip_config;
   SdclUnetConfig unet_config;
   SdclVaeConfig  vae_config;
   gchar         *scheduler_json;   /* the model's scheduler config, or NULL */
-  SdclClip      *clip;
-  SdclUnet      *unet;
-  SdclVae       *vae;
+  SdclClip      *clip;             /* NULL while not on the device */
+  SdclUnet      *unet;             /* NULL while not on the device */
+  SdclVae       *vae;              /* always there; its halves come and go */
 };
 
 /* What opening a model found, before any upload. */
@@ -528,7 +529,7 @@ load_parts (Source *src, SdclClip **clip, SdclUnet **unet, SdclVae **vae, guint6
     return FALSE;
   params[1] = w->params - before;
   before = w->params;
-  *vae = sdcl_vae_load (w, &src->vae, "vae.", TRUE, error);
+  *vae = sdcl_vae_load (w, &src->vae, "vae.", SDCL_VAE_ENCODER | SDCL_VAE_DECODER, error);
   if (!*vae)
     return FALSE;
   params[2] = w->params - before;
@@ -624,15 +625,25 @@ sdcl_model_free (SdclModel *m)
 SdclModel *
 sdcl_model_load (SdclEngine *engine, const gchar *path, const gchar *vae_path, GError **error)
 {
+  return sdcl_model_load_with_policy (engine, path, vae_path, SDCL_MODEL_RESIDENT, error);
+}
+
+SdclModel *
+sdcl_model_load_with_policy (SdclEngine *engine, const gchar *path, const gchar *vae_path,
+                             SdclModelPolicy policy, GError **error)
+{
   Source src;
   g_autoptr (SdclModel) m = g_new0 (SdclModel, 1);
   m->engine = engine;
+  m->policy = policy;
   m->info = inspect_source (path, vae_path, &src, error);
   if (m->info)
     {
       src.weights->engine = engine;
       guint64 params[3];
-      if (!load_parts (&src, &m->clip, &m->unet, &m->vae, params, error))
+      if (policy == SDCL_MODEL_ON_DEMAND)
+        m->vae = sdcl_vae_load (src.weights, &src.vae, "vae.", 0, error);
+      else if (!load_parts (&src, &m->clip, &m->unet, &m->vae, params, error))
         g_clear_pointer (&m->info, sdcl_model_info_free);
     }
   m->clip_config = src.clip;
@@ -644,6 +655,62 @@ sdcl_model_load (SdclEngine *engine, const gchar *path, const gchar *vae_path, G
   if (!m->info)
     return NULL;
   return g_steal_pointer (&m);
+}
+
+static SdclModelParts
+resident_parts (SdclModel *m)
+{
+  const SdclVaeParts v = sdcl_vae_parts (m->vae);
+  return (m->clip ? SDCL_PART_TEXT_ENCODER : 0) | (m->unet ? SDCL_PART_UNET : 0)
+         | (v & SDCL_VAE_ENCODER ? SDCL_PART_VAE_ENCODER : 0)
+         | (v & SDCL_VAE_DECODER ? SDCL_PART_VAE_DECODER : 0);
+}
+
+gboolean
+sdcl_model_acquire (SdclModel *m, SdclModelParts parts, GError **error)
+{
+  const SdclModelParts missing = parts & ~resident_parts (m);
+  if (!missing)
+    return TRUE;
+  /* the files again, as they are now: they must still hold the model
+     that was loaded */
+  Source src;
+  gboolean ok = open_source (m->info->path, m->info->vae_path, &src, error);
+  if (ok && (memcmp (&src.clip, &m->clip_config, sizeof src.clip) != 0
+             || memcmp (&src.unet, &m->unet_config, sizeof src.unet) != 0
+             || memcmp (&src.vae, &m->vae_config, sizeof src.vae) != 0))
+    ok = fail (error, SDCL_MODEL_ERROR_UNSUPPORTED, m->info->path,
+               "the model changed on disk since it was loaded; load it again");
+  if (ok)
+    {
+      src.weights->engine = m->engine;
+      const SdclVaeParts halves = (missing & SDCL_PART_VAE_ENCODER ? SDCL_VAE_ENCODER : 0)
+                                  | (missing & SDCL_PART_VAE_DECODER ? SDCL_VAE_DECODER : 0);
+      if (missing & SDCL_PART_TEXT_ENCODER)
+        ok = (m->clip = sdcl_clip_load (src.weights, &src.clip, "text_encoder.", error)) != NULL;
+      if (ok && (missing & SDCL_PART_UNET))
+        ok = (m->unet = sdcl_unet_load (src.weights, &src.unet, "unet.", error)) != NULL;
+      if (ok && halves)
+        ok = sdcl_vae_load_parts (m->vae, src.weights, "vae.", halves, error);
+    }
+  source_clear (&src);
+  return ok;
+}
+
+void
+sdcl_model_done (SdclModel *m, SdclModelParts parts)
+{
+  if (m->policy != SDCL_MODEL_ON_DEMAND || !(parts & resident_parts (m)))
+    return;
+  if (parts & SDCL_PART_TEXT_ENCODER)
+    g_clear_pointer (&m->clip, sdcl_clip_free);
+  if (parts & SDCL_PART_UNET)
+    g_clear_pointer (&m->unet, sdcl_unet_free);
+  sdcl_vae_release_parts (m->vae, (parts & SDCL_PART_VAE_ENCODER ? SDCL_VAE_ENCODER : 0)
+                                  | (parts & SDCL_PART_VAE_DECODER ? SDCL_VAE_DECODER : 0));
+  /* the weights' buffers went to the pool like any other: out of the
+     process now, and the last part's activations with them */
+  sdcl_engine_trim (m->engine);
 }
 
 const SdclModelInfo *

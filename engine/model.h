@@ -245,8 +245,21 @@ typedef struct
 
 void sdcl_unet_time_blocks (SdclUnet *unet, GArray *times);
 
+/* The VAE's halves, whose weights load and release on their own. */
+typedef enum
+{
+  SDCL_VAE_ENCODER = 1 << 0,
+  SDCL_VAE_DECODER = 1 << 1,
+} SdclVaeParts;
+
+/* A VAE with the weights of `parts` (0: none yet) uploaded. */
 SdclVae *sdcl_vae_load (SdclWeights *w, const SdclVaeConfig *c, const gchar *prefix,
-                        gboolean encoder, GError **error);
+                        SdclVaeParts parts, GError **error);
+/* Loads those of `parts` it lacks; on failure, leaves them out. */
+gboolean sdcl_vae_load_parts (SdclVae *vae, SdclWeights *w, const gchar *prefix,
+                              SdclVaeParts parts, GError **error);
+void sdcl_vae_release_parts (SdclVae *vae, SdclVaeParts parts);
+SdclVaeParts sdcl_vae_parts (SdclVae *vae);
 void sdcl_vae_free (SdclVae *vae);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclVae, sdcl_vae_free)
 
@@ -271,6 +284,25 @@ gboolean sdcl_vae_encode_tiled (SdclVae *vae, const SdclTensor *image, gint tile
 /* ---- the loaded model's parts (model.c) ------------------------------------------- */
 
 SdclEngine *sdcl_model_engine (SdclModel *model);
+
+typedef enum
+{
+  SDCL_PART_TEXT_ENCODER = 1 << 0,
+  SDCL_PART_UNET         = 1 << 1,
+  SDCL_PART_VAE_ENCODER  = 1 << 2,
+  SDCL_PART_VAE_DECODER  = 1 << 3,
+} SdclModelParts;
+
+/* Uploads those of `parts` that are not on the device (SDCL_MODEL_ON_DEMAND,
+ * or after sdcl_model_done), from the model's files as they are now. */
+gboolean sdcl_model_acquire (SdclModel *model, SdclModelParts parts, GError **error);
+/* A request is done with `parts`: under SDCL_MODEL_ON_DEMAND they are
+ * released, with the engine's idle buffers; under SDCL_MODEL_RESIDENT
+ * nothing happens. */
+void sdcl_model_done (SdclModel *model, SdclModelParts parts);
+
+/* The parts as they are now: the text encoder and the UNet are NULL while
+ * not on the device, the VAE is there with the halves it has. */
 SdclClip *sdcl_model_clip (SdclModel *model);
 SdclUnet *sdcl_model_unet (SdclModel *model);
 SdclVae  *sdcl_model_vae (SdclModel *model);

@@ -556,48 +556,72 @@ finish_image (const Run *r, guint8 *pixels, guint32 seed)
   return img;
 }
 
-static SdclImage *
-run_image (Run *r, guint index, guint32 seed, GError **error)
+/* One image of the request between its phases: what the VAE encoder
+ * made of the init image, then the latent the sampler draws. */
+typedef struct
+{
+  guint32        seed;
+  SdclScheduler *s;
+  SdclRng       *rng;
+  guint          first, run_steps;
+  gfloat        *x, *noise, *image_latent, *masked_latent;
+  SdclImage     *image;       /* the finished image, once there is one */
+} Draw;
+
+static void
+draw_clear (Draw *d)
+{
+  g_clear_pointer (&d->s, sdcl_scheduler_free);
+  g_clear_pointer (&d->rng, sdcl_rng_free);
+  g_clear_pointer (&d->x, g_free);
+  g_clear_pointer (&d->noise, g_free);
+  g_clear_pointer (&d->image_latent, g_free);
+  g_clear_pointer (&d->masked_latent, g_free);
+  g_clear_pointer (&d->image, sdcl_image_free);
+}
+
+/* Phase one (VAE encoder): the scheduler, the generator, the starting
+ * latent. An image too weakly changed for one step is finished here. */
+static gboolean
+start_image (Run *r, guint index, Draw *d, GError **error)
 {
   const SdclRequest *q = r->req;
   SdclTrace *trace = index == 0 ? r->trace : NULL;
-  g_autoptr (SdclScheduler) s = sdcl_scheduler_new (&r->sched, q->sampler, q->schedule, q->steps,
-                                                    q->eta, error);
-  if (!s)
-    return NULL;
-  guint run_steps = q->steps;
+  d->s = sdcl_scheduler_new (&r->sched, q->sampler, q->schedule, q->steps, q->eta, error);
+  if (!d->s)
+    return FALSE;
+  d->run_steps = q->steps;
   if (q->mode != SDCL_MODE_TXT2IMG)
-    run_steps = sdcl_scheduler_set_strength (s, q->strength);
-  if (run_steps == 0)
+    d->run_steps = sdcl_scheduler_set_strength (d->s, q->strength);
+  if (d->run_steps == 0)
     {
       /* too little strength for one step: the image as it came */
-      return finish_image (r, g_memdup2 (q->init_image, (gsize) 3 * r->W * r->H), seed);
+      d->image = finish_image (r, g_memdup2 (q->init_image, (gsize) 3 * r->W * r->H), d->seed);
+      return TRUE;
     }
-  const guint first = sdcl_scheduler_first (s);
+  d->first = sdcl_scheduler_first (d->s);
 
-  g_autoptr (SdclRng) rng = sdcl_rng_new (seed);
-  g_autofree gfloat *x = g_new (gfloat, r->n);
-  g_autofree gfloat *noise = g_new (gfloat, r->n);
-  g_autofree gfloat *image_latent = NULL;
-  g_autofree gfloat *masked_latent = NULL;
+  d->rng = sdcl_rng_new (d->seed);
+  d->x = g_new (gfloat, r->n);
+  d->noise = g_new (gfloat, r->n);
   const gboolean full_strength = q->mode == SDCL_MODE_TXT2IMG || q->strength == 1.0;
   const gboolean blend = q->mode == SDCL_MODE_INPAINT && r->unet_in != 9;
 
   if (q->mode == SDCL_MODE_IMG2IMG || (q->mode == SDCL_MODE_INPAINT && (blend || !full_strength)))
     {
-      image_latent = encode_sample (r, r->image, rng, error);
-      if (!image_latent)
-        return NULL;
+      d->image_latent = encode_sample (r, r->image, d->rng, error);
+      if (!d->image_latent)
+        return FALSE;
     }
-  sdcl_rng_randn (rng, noise, r->n);
+  sdcl_rng_randn (d->rng, d->noise, r->n);
   if (full_strength)
     {
-      const gfloat sigma = (gfloat) sdcl_scheduler_init_noise_sigma (s);
+      const gfloat sigma = (gfloat) sdcl_scheduler_init_noise_sigma (d->s);
       for (gsize k = 0; k < r->n; k++)
-        x[k] = noise[k] * sigma;
+        d->x[k] = d->noise[k] * sigma;
     }
   else
-    sdcl_scheduler_add_noise (s, first, image_latent, noise, x, r->n);
+    sdcl_scheduler_add_noise (d->s, d->first, d->image_latent, d->noise, d->x, r->n);
   if (q->mode == SDCL_MODE_INPAINT)
     {
       /* the masked image: grey where the mask is */
@@ -607,66 +631,131 @@ run_image (Run *r, guint index, guint32 seed, GError **error)
         if (r->mask[i] >= 0.5f)
           masked[i] = masked[plane + i] = masked[2 * plane + i] = 0;
       if (r->unet_in == 9)
-        masked_latent = encode_sample (r, masked, rng, error);
+        d->masked_latent = encode_sample (r, masked, d->rng, error);
       else
         {
           /* diffusers encodes it all the same: draw what it draws */
-          masked_latent = g_new (gfloat, r->n);
-          sdcl_rng_randn (rng, masked_latent, r->n);
+          d->masked_latent = g_new (gfloat, r->n);
+          sdcl_rng_randn (d->rng, d->masked_latent, r->n);
         }
-      if (!masked_latent)
-        return NULL;
+      if (!d->masked_latent)
+        return FALSE;
     }
   if (trace)
     {
-      trace->noise = g_memdup2 (noise, r->n * sizeof *noise);
+      trace->noise = g_memdup2 (d->noise, r->n * sizeof *d->noise);
       trace->step_latents = g_array_new (FALSE, FALSE, sizeof (gfloat));
     }
+  return TRUE;
+}
 
-  const gfloat *masked = masked_latent ? masked_latent : r->masked_mean;
+/* Phase two (UNet): the sampler's steps. */
+static gboolean
+sample_image (Run *r, guint index, Draw *d, GError **error)
+{
+  const SdclRequest *q = r->req;
+  SdclTrace *trace = index == 0 ? r->trace : NULL;
+  const gboolean blend = q->mode == SDCL_MODE_INPAINT && r->unet_in != 9;
+  const gfloat *masked = d->masked_latent ? d->masked_latent : r->masked_mean;
   g_autofree gfloat *x0 = g_new (gfloat, r->n);
   g_autofree gfloat *proper = blend ? g_new (gfloat, r->n) : NULL;
-  const guint steps = sdcl_scheduler_steps (s);
+  const guint steps = sdcl_scheduler_steps (d->s);
   const gsize plane = (gsize) r->w * r->h;
-  for (guint i = first; i < steps; i++)
+  for (guint i = d->first; i < steps; i++)
     {
-      g_autofree gfloat *eps = predict (r, s, i, x, masked, error);
+      g_autofree gfloat *eps = predict (r, d->s, i, d->x, masked, error);
       if (!eps)
-        return NULL;
-      sdcl_scheduler_step (s, i, eps, x, rng, x0, r->n);
+        return FALSE;
+      sdcl_scheduler_step (d->s, i, eps, d->x, d->rng, x0, r->n);
       if (blend)
         {
           /* keep the original, noised to the next step's level, outside the mask */
-          sdcl_scheduler_add_noise (s, i + 1, image_latent, noise, proper, r->n);
+          sdcl_scheduler_add_noise (d->s, i + 1, d->image_latent, d->noise, proper, r->n);
           for (gsize k = 0; k < r->n; k++)
             {
               const gfloat m = r->mask_latent[k % plane];
-              x[k] = (1 - m) * proper[k] + m * x[k];
+              d->x[k] = (1 - m) * proper[k] + m * d->x[k];
             }
         }
       if (trace)
-        g_array_append_vals (trace->step_latents, x, r->n);
+        g_array_append_vals (trace->step_latents, d->x, r->n);
       if (r->progress)
         {
           SdclProgress p = {
-            .image = index, .images = q->batch_count, .step = i - first + 1, .steps = run_steps,
-            .elapsed = (g_get_monotonic_time () - r->t0) / 1e6, .seed = seed,
+            .image = index, .images = q->batch_count, .step = i - d->first + 1,
+            .steps = d->run_steps, .elapsed = (g_get_monotonic_time () - r->t0) / 1e6,
+            .seed = d->seed,
           };
           g_autofree guint8 *preview = make_preview (r, x0, &p.preview_width, &p.preview_height);
           p.preview = preview;
           if (!r->progress (&p, r->user_data))
-            {
-              cancelled (error);
-              return NULL;
-            }
+            return cancelled (error);
         }
     }
-  g_autofree gfloat *img = decode (r, x, trace, error);
+  return TRUE;
+}
+
+/* Phase three (VAE decoder): the picture. */
+static gboolean
+decode_image (Run *r, guint index, Draw *d, GError **error)
+{
+  SdclTrace *trace = index == 0 ? r->trace : NULL;
+  g_autofree gfloat *img = decode (r, d->x, trace, error);
   if (!img)
-    return NULL;
+    return FALSE;
   if (trace)
     trace->image = g_memdup2 (img, (gsize) 3 * r->W * r->H * sizeof *img);
-  return finish_image (r, to_pixels (r, img), seed);
+  d->image = finish_image (r, to_pixels (r, img), d->seed);
+  return TRUE;
+}
+
+/* The request's images, a phase at a time over all of them, each phase
+ * with the model part it needs: under SDCL_MODEL_ON_DEMAND only that part
+ * is on the device. */
+static GPtrArray *
+run_images (Run *r, GError **error)
+{
+  const SdclRequest *q = r->req;
+  const guint n = q->batch_count;
+  const guint32 base = q->seed < 0 ? g_random_int () : (guint32) q->seed;
+  g_autofree Draw *draws = g_new0 (Draw, n);
+  for (guint i = 0; i < n; i++)
+    draws[i].seed = base + i;
+  /* inpainting and img2img encode the image; an inpainting UNet asked for
+     a whole picture encodes a grey one */
+  const gboolean encodes = q->mode != SDCL_MODE_TXT2IMG || r->unet_in == 9;
+  gboolean ok = !encodes || sdcl_model_acquire (r->model, SDCL_PART_VAE_ENCODER, error);
+  ok = ok && prepare_images (r, error);
+  for (guint i = 0; ok && i < n; i++)
+    ok = start_image (r, i, &draws[i], error);
+  sdcl_model_done (r->model, SDCL_PART_VAE_ENCODER);
+
+  gboolean sampling = FALSE;
+  for (guint i = 0; i < n; i++)
+    sampling |= draws[i].image == NULL;
+  if (ok && sampling)
+    {
+      ok = sdcl_model_acquire (r->model, SDCL_PART_UNET, error);
+      r->unet = sdcl_model_unet (r->model);
+      for (guint i = 0; ok && i < n; i++)
+        ok = draws[i].image || sample_image (r, i, &draws[i], error);
+      sdcl_model_done (r->model, SDCL_PART_UNET);
+      r->unet = NULL;
+      ok = ok && sdcl_model_acquire (r->model, SDCL_PART_VAE_DECODER, error);
+      for (guint i = 0; ok && i < n; i++)
+        ok = draws[i].image || decode_image (r, i, &draws[i], error);
+      sdcl_model_done (r->model, SDCL_PART_VAE_DECODER);
+    }
+
+  GPtrArray *images = ok ? g_ptr_array_new_with_free_func ((GDestroyNotify) sdcl_image_free)
+                         : NULL;
+  for (guint i = 0; i < n; i++)
+    {
+      if (images)
+        g_ptr_array_add (images, g_steal_pointer (&draws[i].image));
+      draw_clear (&draws[i]);
+    }
+  return images;
 }
 
 GPtrArray *
@@ -676,7 +765,7 @@ sdcl_generate_traced (SdclModel *model, const SdclRequest *request, SdclProgress
   g_return_val_if_fail (model && request, NULL);
   Run r = {
     .model = model, .req = request, .engine = sdcl_model_engine (model),
-    .unet = sdcl_model_unet (model), .vae = sdcl_model_vae (model),
+    .vae = sdcl_model_vae (model),
     .unet_in = sdcl_model_unet_config (model)->in_channels,
     .progress = progress, .user_data = user_data, .t0 = g_get_monotonic_time (), .trace = trace,
   };
@@ -707,21 +796,11 @@ sdcl_generate_traced (SdclModel *model, const SdclRequest *request, SdclProgress
     }
 
   GPtrArray *images = NULL;
-  if (encode_prompts (&r, error) && prepare_images (&r, error))
-    {
-      const guint32 base = request->seed < 0 ? g_random_int () : (guint32) request->seed;
-      images = g_ptr_array_new_with_free_func ((GDestroyNotify) sdcl_image_free);
-      for (guint i = 0; i < request->batch_count; i++)
-        {
-          SdclImage *img = run_image (&r, i, base + i, error);
-          if (!img)
-            {
-              g_clear_pointer (&images, g_ptr_array_unref);
-              break;
-            }
-          g_ptr_array_add (images, img);
-        }
-    }
+  gboolean ok = sdcl_model_acquire (model, SDCL_PART_TEXT_ENCODER, error)
+                && encode_prompts (&r, error);
+  sdcl_model_done (model, SDCL_PART_TEXT_ENCODER);
+  if (ok)
+    images = run_images (&r, error);
   run_clear (&r);
   return images;
 }

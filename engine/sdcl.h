@@ -177,10 +177,28 @@ SdclModelInfo *sdcl_model_inspect (const gchar *path, const gchar *vae_path, GEr
 
 typedef struct _SdclModel SdclModel;
 
+/* How long a loaded model keeps its weights on the device. */
+typedef enum
+{
+  /* every part from load to free: a request starts at once */
+  SDCL_MODEL_RESIDENT,
+  /* each part (text encoder, UNet, VAE encoder, VAE decoder) is uploaded
+   * when a request needs it and released when the request is done with
+   * it, so memory peaks at the largest part and its work instead of at
+   * all the weights together; a later request reads the files again. For
+   * a process that runs one request: the CLI, the plug-in. */
+  SDCL_MODEL_ON_DEMAND,
+} SdclModelPolicy;
+
 /* Inspects, then uploads the weights to the engine's device (f16). The
  * files are unmapped before this returns. */
 SdclModel *sdcl_model_load (SdclEngine *engine, const gchar *path, const gchar *vae_path,
                             GError **error);
+/* The same with a policy; under SDCL_MODEL_ON_DEMAND only the checks are
+ * made here, and the files are opened again when a part is needed. */
+SdclModel *sdcl_model_load_with_policy (SdclEngine *engine, const gchar *path,
+                                        const gchar *vae_path, SdclModelPolicy policy,
+                                        GError **error);
 void sdcl_model_free (SdclModel *model);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclModel, sdcl_model_free)
 

@@ -27,7 +27,7 @@ struct _SdclVae
 {
   SdclVaeConfig c;
   SdclEngine   *engine;
-  gboolean      has_encoder;
+  SdclVaeParts  parts;                 /* the halves whose weights are loaded */
   /* encoder */
   SdclLayer     enc_in;                 /* [ch0, 3, 3, 3] */
   Level         enc[SDCL_MAX_LEVELS];
@@ -61,29 +61,51 @@ level_clear (Level *l, gint n)
   sdcl_layer_clear (&l->sample);
 }
 
+/* Releases the encoder's or the decoder's weights (parts), keeping the rest. */
+void
+sdcl_vae_release_parts (SdclVae *v, SdclVaeParts parts)
+{
+  const gint n = v->c.layers_per_block;
+  if (parts & SDCL_VAE_ENCODER)
+    {
+      for (gint i = 0; i < v->c.n_levels; i++)
+        level_clear (&v->enc[i], n);
+      for (gint i = 0; i < 2; i++)
+        sdcl_resblock_clear (&v->enc_mid[i]);
+      attention_clear (&v->enc_attn);
+      SdclLayer *all[] = { &v->enc_in, &v->enc_norm, &v->enc_out, &v->quant };
+      for (guint i = 0; i < G_N_ELEMENTS (all); i++)
+        sdcl_layer_clear (all[i]);
+      memset (v->enc, 0, sizeof v->enc);
+    }
+  if (parts & SDCL_VAE_DECODER)
+    {
+      for (gint i = 0; i < v->c.n_levels; i++)
+        level_clear (&v->dec[i], n + 1);
+      for (gint i = 0; i < 2; i++)
+        sdcl_resblock_clear (&v->dec_mid[i]);
+      attention_clear (&v->dec_attn);
+      SdclLayer *all[] = { &v->post_quant, &v->dec_in, &v->dec_norm, &v->dec_out };
+      for (guint i = 0; i < G_N_ELEMENTS (all); i++)
+        sdcl_layer_clear (all[i]);
+      memset (v->dec, 0, sizeof v->dec);
+    }
+  v->parts &= ~parts;
+}
+
 void
 sdcl_vae_free (SdclVae *v)
 {
   if (!v)
     return;
-  const gint n = v->c.layers_per_block;
-  for (gint i = 0; i < v->c.n_levels; i++)
-    {
-      level_clear (&v->enc[i], n);
-      level_clear (&v->dec[i], n + 1);
-    }
-  for (gint i = 0; i < 2; i++)
-    {
-      sdcl_resblock_clear (&v->enc_mid[i]);
-      sdcl_resblock_clear (&v->dec_mid[i]);
-    }
-  attention_clear (&v->enc_attn);
-  attention_clear (&v->dec_attn);
-  SdclLayer *all[] = { &v->enc_in, &v->enc_norm, &v->enc_out, &v->quant, &v->post_quant,
-                       &v->dec_in, &v->dec_norm, &v->dec_out };
-  for (guint i = 0; i < G_N_ELEMENTS (all); i++)
-    sdcl_layer_clear (all[i]);
+  sdcl_vae_release_parts (v, SDCL_VAE_ENCODER | SDCL_VAE_DECODER);
   g_free (v);
+}
+
+SdclVaeParts
+sdcl_vae_parts (SdclVae *vae)
+{
+  return vae->parts;
 }
 
 const SdclVaeConfig *
@@ -128,14 +150,10 @@ attention_forward (const Attention *a, const SdclTensor *x, GError **error)
   return p ? sdcl_add_tokens_to_image (x, p, error) : NULL;
 }
 
-SdclVae *
-sdcl_vae_load (SdclWeights *w, const SdclVaeConfig *c, const gchar *prefix, gboolean encoder,
-               GError **error)
+static gboolean
+load_halves (SdclVae *v, SdclWeights *w, const gchar *prefix, SdclVaeParts parts, GError **error)
 {
-  g_autoptr (SdclVae) v = g_new0 (SdclVae, 1);
-  v->c = *c;
-  v->engine = w->engine;
-  v->has_encoder = encoder;
+  const SdclVaeConfig *c = &v->c;
   const gint L = c->n_levels, n = c->layers_per_block, z = c->latent_channels, g = c->groups;
   const gint ch0 = c->channels[0], top = c->channels[L - 1];
   const gfloat eps = 1e-6f;
@@ -149,11 +167,11 @@ sdcl_vae_load (SdclWeights *w, const SdclVaeConfig *c, const gchar *prefix, gboo
                           error))                                                           \
    && sdcl_resblock_load (w, &r[1], NAME ("%s" part ".mid_block.resnets.1.", prefix), top, top, 0, \
                           g, eps, error))
-  if (encoder)
+  if (parts & SDCL_VAE_ENCODER)
     {
       if (!sdcl_weights_layer (w, &v->enc_in, SDCL_LAYER_CONV3, NAME ("%sencoder.conv_in.", prefix),
                                ch0, c->image_channels, TRUE, error))
-        return NULL;
+        return FALSE;
       gint ch = ch0;
       for (gint i = 0; i < L; i++)
         {
@@ -163,14 +181,14 @@ sdcl_vae_load (SdclWeights *w, const SdclVaeConfig *c, const gchar *prefix, gboo
               if (!sdcl_resblock_load (w, &v->enc[i].res[j],
                                        NAME ("%sencoder.down_blocks.%d.resnets.%d.", prefix, i, j),
                                        ch, c->channels[i], 0, g, eps, error))
-                return NULL;
+                return FALSE;
               ch = c->channels[i];
             }
           if (i < L - 1
               && !sdcl_weights_layer (w, &v->enc[i].sample, SDCL_LAYER_CONV3,
                                       NAME ("%sencoder.down_blocks.%d.downsamplers.0.conv.", prefix, i),
                                       ch, ch, TRUE, error))
-            return NULL;
+            return FALSE;
         }
       if (!MID ("encoder", v->enc_mid, v->enc_attn)
           || !sdcl_weights_layer (w, &v->enc_norm, SDCL_LAYER_NORM,
@@ -179,14 +197,16 @@ sdcl_vae_load (SdclWeights *w, const SdclVaeConfig *c, const gchar *prefix, gboo
                                   NAME ("%sencoder.conv_out.", prefix), 2 * z, top, TRUE, error)
           || !sdcl_weights_layer (w, &v->quant, SDCL_LAYER_CONV1, NAME ("%squant_conv.", prefix),
                                   2 * z, 2 * z, TRUE, error))
-        return NULL;
+        return FALSE;
     }
+  if (!(parts & SDCL_VAE_DECODER))
+    return TRUE;
   if (!sdcl_weights_layer (w, &v->post_quant, SDCL_LAYER_CONV1, NAME ("%spost_quant_conv.", prefix),
                            z, z, TRUE, error)
       || !sdcl_weights_layer (w, &v->dec_in, SDCL_LAYER_CONV3, NAME ("%sdecoder.conv_in.", prefix),
                               top, z, TRUE, error)
       || !MID ("decoder", v->dec_mid, v->dec_attn))
-    return NULL;
+    return FALSE;
   gint ch = top;
   for (gint i = 0; i < L; i++)
     {
@@ -197,23 +217,49 @@ sdcl_vae_load (SdclWeights *w, const SdclVaeConfig *c, const gchar *prefix, gboo
           if (!sdcl_resblock_load (w, &v->dec[i].res[j],
                                    NAME ("%sdecoder.up_blocks.%d.resnets.%d.", prefix, i, j),
                                    ch, out, 0, g, eps, error))
-            return NULL;
+            return FALSE;
           ch = out;
         }
       if (i < L - 1
           && !sdcl_weights_layer (w, &v->dec[i].sample, SDCL_LAYER_CONV3,
                                   NAME ("%sdecoder.up_blocks.%d.upsamplers.0.conv.", prefix, i),
                                   ch, ch, TRUE, error))
-        return NULL;
+        return FALSE;
     }
   if (!sdcl_weights_layer (w, &v->dec_norm, SDCL_LAYER_NORM, NAME ("%sdecoder.conv_norm_out.", prefix),
                            ch0, 0, TRUE, error)
       || !sdcl_weights_layer (w, &v->dec_out, SDCL_LAYER_CONV3, NAME ("%sdecoder.conv_out.", prefix),
                               c->image_channels, ch0, TRUE, error))
-    return NULL;
+    return FALSE;
 #undef MID
 #undef NAME
-  return g_steal_pointer (&v);
+  return TRUE;
+}
+
+SdclVae *
+sdcl_vae_load (SdclWeights *w, const SdclVaeConfig *c, const gchar *prefix, SdclVaeParts parts,
+               GError **error)
+{
+  g_autoptr (SdclVae) v = g_new0 (SdclVae, 1);
+  v->c = *c;
+  v->engine = w->engine;
+  return sdcl_vae_load_parts (v, w, prefix, parts, error) ? g_steal_pointer (&v) : NULL;
+}
+
+/* Loads the halves among `parts` that are not loaded yet. */
+gboolean
+sdcl_vae_load_parts (SdclVae *v, SdclWeights *w, const gchar *prefix, SdclVaeParts parts,
+                     GError **error)
+{
+  const SdclVaeParts missing = parts & ~v->parts;
+  /* a half that fails to load is released again, half-loaded layers and all */
+  v->parts |= missing;
+  if (!load_halves (v, w, prefix, missing, error))
+    {
+      sdcl_vae_release_parts (v, missing);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* Replaces *x with fx (consumed); FALSE when fx is NULL. */
@@ -246,10 +292,10 @@ sdcl_vae_encode (SdclVae *v, const SdclTensor *image, SdclTensor **mean, SdclTen
 {
   const SdclVaeConfig *c = &v->c;
   const gint L = c->n_levels, n = c->layers_per_block, z = c->latent_channels;
-  if (!v->has_encoder)
+  if (!(v->parts & SDCL_VAE_ENCODER))
     {
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
-                   "this VAE was loaded without its encoder");
+                   "this VAE's encoder is not loaded");
       return FALSE;
     }
   if (!check_input (v, image, c->image_channels, 1 << (L - 1), "input image", error))
@@ -298,6 +344,12 @@ sdcl_vae_decode (SdclVae *v, const SdclTensor *latent, GError **error)
 {
   const SdclVaeConfig *c = &v->c;
   const gint L = c->n_levels, n = c->layers_per_block;
+  if (!(v->parts & SDCL_VAE_DECODER))
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                   "this VAE's decoder is not loaded");
+      return NULL;
+    }
   if (!check_input (v, latent, c->latent_channels, 1, "latent", error))
     return NULL;
   g_autoptr (SdclTensor) h = sdcl_conv2d (latent, v->post_quant.w, v->post_quant.b, 1, 0, error);

@@ -593,7 +593,8 @@ job_run (Job *job, GError **error)
     }
 
   gimp_progress_set_text_printf (_("Loading %s"), job->model_path);
-  model = sdcl_model_load (engine, job->model_path, NULL, error);
+  /* one request per run: each part is on the device only while it works */
+  model = sdcl_model_load_with_policy (engine, job->model_path, NULL, SDCL_MODEL_ON_DEMAND, error);
   if (! model)
     return FALSE;
 

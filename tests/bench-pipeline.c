@@ -1,9 +1,12 @@
 /* bench-pipeline.c — txt2img on full-size SD 1.5 shapes (random weights,
  * fullsize.h): Euler, CFG 7.5, seconds per step, VAE decode, total, peak
  * process and device memory, for each size. tests/bench-peer.py does the
- * same work in diffusers on PyTorch; `make bench` runs both.
+ * same work in diffusers on PyTorch; `make bench` runs both. load_s is a
+ * resident load (every part uploaded); the runs load the parts on demand,
+ * as the CLI and the plug-in do (--resident: all parts kept), and each
+ * size's peaks are its own.
  *
- *   bench-pipeline [MODEL.safetensors] [--sizes 512,256] [--steps 20]
+ *   bench-pipeline [MODEL.safetensors] [--sizes 512,256] [--steps 20] [--resident]
  */
 #include <locale.h>
 #include <stdio.h>
@@ -38,7 +41,10 @@ main (int argc, char **argv)
   setlocale (LC_ALL, "");
   g_autofree gchar *sizes = g_strdup ("512,256");
   gint steps = 20;
+  gboolean resident = FALSE;
   GOptionEntry entries[] = {
+    { "resident", 0, 0, G_OPTION_ARG_NONE, &resident,
+      "Keep every part on the device (SDCL_MODEL_RESIDENT), not one at a time", NULL },
     { "sizes", 0, 0, G_OPTION_ARG_STRING, &sizes, "Image sides, comma-separated", "512,256" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Sampling steps", "20" },
     { NULL }
@@ -60,13 +66,23 @@ main (int argc, char **argv)
   g_autoptr (SdclEngine) engine = sdcl_engine_new (NULL, &error);
   CHECK (engine);
   CHECK (sdcl_engine_build_all (engine, &error));
-  g_print ("sdcl txt2img, %s, Euler, CFG 7.5, %d steps\n", sdcl_engine_device (engine)->name,
-           steps);
+  const gboolean on_demand = !resident;
+  g_print ("sdcl txt2img, %s, Euler, CFG 7.5, %d steps, parts %s\n",
+           sdcl_engine_device (engine)->name, steps,
+           on_demand ? "on demand (as the CLI and the plug-in)" : "resident");
 
+  /* the load time: every part uploaded at once (SDCL_MODEL_RESIDENT) */
   const gint64 t0 = g_get_monotonic_time ();
-  g_autoptr (SdclModel) model = sdcl_model_load (engine, path, NULL, &error);
-  CHECK (model && sdcl_engine_finish (engine, &error));
+  SdclModel *all = sdcl_model_load (engine, path, NULL, &error);
+  CHECK (all && sdcl_engine_finish (engine, &error));
   const gdouble load = (g_get_monotonic_time () - t0) / 1e6;
+  sdcl_model_free (all);
+  /* the runs as the CLI and the plug-in make them: one part at a time */
+  g_autoptr (SdclModel) model = on_demand ? sdcl_model_load_with_policy (engine, path, NULL,
+                                                                         SDCL_MODEL_ON_DEMAND,
+                                                                         &error)
+                                          : sdcl_model_load (engine, path, NULL, &error);
+  CHECK (model);
 
   g_print ("%-6s %8s %8s %8s %13s %8s %13s %14s\n", "size", "load_s", "first_s", "step_s",
            "vae_decode_s", "total_s", "peak_rss_GB", "device_peak_GB");
@@ -83,7 +99,9 @@ main (int argc, char **argv)
       r.sampler = SDCL_SAMPLER_EULER;
       r.seed = 1;
       Steps s = { g_array_new (FALSE, FALSE, sizeof (gdouble)) };
+      sdcl_engine_trim (engine);
       sdcl_engine_reset_peak (engine);
+      sdcl_test_rss_peak_reset ();
       const gint64 start = g_get_monotonic_time ();
       g_autoptr (GPtrArray) images = sdcl_generate (model, &r, on_step, &s, &error);
       CHECK (images);

@@ -48,7 +48,7 @@ sdcl_test_write_random_model (const gchar *config_dir, const gchar *path, GError
   sdcl_weights_record (w);
   g_autoptr (SdclClip) clip = sdcl_clip_load (w, &tc, "text_encoder.", error);
   g_autoptr (SdclUnet) unet = clip ? sdcl_unet_load (w, &uc, "unet.", error) : NULL;
-  g_autoptr (SdclVae) vae = unet ? sdcl_vae_load (w, &vc, "vae.", TRUE, error) : NULL;
+  g_autoptr (SdclVae) vae = unet ? sdcl_vae_load (w, &vc, "vae.", SDCL_VAE_ENCODER | SDCL_VAE_DECODER, error) : NULL;
   if (!vae)
     return FALSE;
 

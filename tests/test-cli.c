@@ -247,7 +247,7 @@ test_model_from_environment (void)
   g_setenv ("SDCL_MODEL", model, TRUE);
   g_autoptr (Result) r = run_sdcl ("generate", "--prompt", "x", "--steps", "2", "-o", out);
   g_unsetenv ("SDCL_MODEL");
-  expect_err (r, 0, "loaded in");
+  expect_err (r, 0, "opened in");
   g_assert_true (g_file_test (out, G_FILE_TEST_IS_REGULAR));
   g_unlink (out);
 
@@ -369,7 +369,7 @@ test_shipped_model (void)
   g_unsetenv ("SDCL_MODEL");
   g_autoptr (Result) r = run_sdcl ("generate", "--prompt", "a red circle", "--steps", "4",
                                    "--seed", "3", "-o", out);
-  expect_err (r, 0, "loaded in");
+  expect_err (r, 0, "opened in");
   check_png_has (out, 64, 64, "a red circle", "Seed: 3");
   g_autoptr (Result) r2 = run_sdcl ("generate", "--prompt", "a red circle", "--steps", "4",
                                     "--seed", "3", "--width", "512", "--height", "512", "-o", big);

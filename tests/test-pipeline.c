@@ -7,6 +7,7 @@
  */
 #include <string.h>
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 
 #include "model.h"
 #include "pipeline.h"
@@ -472,6 +473,144 @@ test_sampler_names (void)
   g_assert_nonnull (strstr (error->message, "dpmpp_2m_karras"));
 }
 
+/* ---- SDCL_MODEL_ON_DEMAND ----------------------------------------------------------- */
+
+typedef struct
+{
+  SdclModel *model;
+  gboolean   encodes;      /* the request encodes an image (the VAE encoder was needed) */
+  guint      calls;
+  gboolean   only_unet;    /* at every step: the UNet there, nothing else */
+} OnDemand;
+
+static SdclModelParts
+parts_on_device (SdclModel *m)
+{
+  const SdclVaeParts v = sdcl_vae_parts (sdcl_model_vae (m));
+  return (sdcl_model_clip (m) ? SDCL_PART_TEXT_ENCODER : 0)
+         | (sdcl_model_unet (m) ? SDCL_PART_UNET : 0)
+         | (v & SDCL_VAE_ENCODER ? SDCL_PART_VAE_ENCODER : 0)
+         | (v & SDCL_VAE_DECODER ? SDCL_PART_VAE_DECODER : 0);
+}
+
+static gboolean
+on_demand_step (const SdclProgress *p, gpointer data)
+{
+  OnDemand *d = data;
+  d->calls++;
+  d->only_unet = d->only_unet && parts_on_device (d->model) == SDCL_PART_UNET;
+  return TRUE;
+}
+
+/* The request on the resident model and on the on-demand one: the same
+ * pixels, each part on the device only in its phase, and nothing of the
+ * model left there afterwards. */
+static void
+check_on_demand (SdclModel *resident, SdclModel *od, const SdclRequest *r)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) want = generate (resident, r);
+  sdcl_engine_trim (engine);
+  const guint64 before = sdcl_engine_memory_in_use (engine);
+  OnDemand d = { od, FALSE, 0, TRUE };
+  g_autoptr (GPtrArray) got = sdcl_generate (od, r, on_demand_step, &d, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (got->len, ==, want->len);
+  for (guint i = 0; i < got->len; i++)
+    g_assert_true (same_pixels (image (got, i), image (want, i)));
+  g_assert_cmpuint (d.calls, >, 0);
+  g_assert_true (d.only_unet);
+  g_assert_cmpuint (parts_on_device (od), ==, 0);
+  sdcl_engine_trim (engine);
+  g_assert_cmpuint (sdcl_engine_memory_in_use (engine), ==, before);
+}
+
+static void
+test_on_demand (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *p4 = sdcl_test_fixture ("models/tiny-sd.safetensors");
+  g_autofree gchar *p9 = sdcl_test_fixture ("models/tiny-sd-inpaint.safetensors");
+  g_autoptr (SdclModel) od4 = sdcl_model_load_with_policy (engine, p4, NULL, SDCL_MODEL_ON_DEMAND,
+                                                           &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclModel) od9 = sdcl_model_load_with_policy (engine, p9, NULL, SDCL_MODEL_ON_DEMAND,
+                                                           &error);
+  g_assert_no_error (error);
+  /* loading checked everything and uploaded nothing */
+  g_assert_cmpuint (parts_on_device (od4), ==, 0);
+  g_assert_cmpuint (sdcl_model_get_info (od4)->unet_params, ==,
+                    sdcl_model_get_info (tiny)->unet_params);
+
+  g_autofree guint8 *pic = test_picture ();
+  g_autofree guint8 *mask = test_mask (FALSE);
+  SdclRequest r;
+  base_request (&r);
+  r.sampler = SDCL_SAMPLER_EULER_A;
+  r.batch_count = 2;
+  check_on_demand (tiny, od4, &r);
+  check_on_demand (tiny_inpaint, od9, &r);      /* encodes a grey picture */
+  /* a second request reads the files again */
+  r.batch_count = 1;
+  check_on_demand (tiny, od4, &r);
+
+  base_request (&r);
+  r.mode = SDCL_MODE_IMG2IMG;
+  r.init_image = pic;
+  r.init_width = W;
+  r.init_height = H;
+  r.strength = 0.6;
+  check_on_demand (tiny, od4, &r);
+  r.mode = SDCL_MODE_INPAINT;
+  r.mask = mask;
+  r.strength = 1.0;
+  check_on_demand (tiny, od4, &r);
+  check_on_demand (tiny_inpaint, od9, &r);
+}
+
+/* The files of an on-demand model changed or went away between requests:
+ * a clear error, and the next request after they are back works. */
+static void
+test_on_demand_files_changed (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *p4 = sdcl_test_fixture ("models/tiny-sd.safetensors");
+  g_autofree gchar *p9 = sdcl_test_fixture ("models/tiny-sd-inpaint.safetensors");
+  g_autofree gchar *dir = g_dir_make_tmp ("sdcl-pipeline-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_autofree gchar *path = g_build_filename (dir, "model.safetensors", NULL);
+  g_autofree gchar *bytes4 = NULL, *bytes9 = NULL;
+  gsize len4, len9;
+  g_assert_true (g_file_get_contents (p4, &bytes4, &len4, NULL));
+  g_assert_true (g_file_get_contents (p9, &bytes9, &len9, NULL));
+  g_assert_true (g_file_set_contents (path, bytes4, len4, NULL));
+  g_autoptr (SdclModel) od = sdcl_model_load_with_policy (engine, path, NULL,
+                                                          SDCL_MODEL_ON_DEMAND, &error);
+  g_assert_no_error (error);
+  SdclRequest r;
+  base_request (&r);
+
+  g_assert_true (g_file_set_contents (path, bytes9, len9, NULL));
+  g_autoptr (GPtrArray) changed = sdcl_generate (od, &r, NULL, NULL, &error);
+  g_assert_null (changed);
+  g_assert_error (error, SDCL_MODEL_ERROR, SDCL_MODEL_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (error->message, "changed on disk"));
+  g_clear_error (&error);
+
+  g_assert_cmpint (g_unlink (path), ==, 0);
+  g_autoptr (GPtrArray) gone = sdcl_generate (od, &r, NULL, NULL, &error);
+  g_assert_null (gone);
+  g_assert_error (error, SDCL_MODEL_ERROR, SDCL_MODEL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  g_assert_true (g_file_set_contents (path, bytes4, len4, NULL));
+  g_autoptr (GPtrArray) back = generate (od, &r);
+  g_autoptr (GPtrArray) want = generate (tiny, &r);
+  g_assert_true (same_pixels (image (back, 0), image (want, 0)));
+  g_assert_cmpint (g_unlink (path), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -496,6 +635,8 @@ main (int argc, char **argv)
   g_test_add_func ("/pipeline/inpaint-full-mask", test_inpaint_full_mask);
   g_test_add_func ("/pipeline/odd-latent-size", test_odd_latent_size);
   g_test_add_func ("/pipeline/upscaled-txt2img", test_upscaled_txt2img);
+  g_test_add_func ("/pipeline/on-demand", test_on_demand);
+  g_test_add_func ("/pipeline/on-demand-files-changed", test_on_demand_files_changed);
   const int status = g_test_run ();
   sdcl_model_free (tiny);
   sdcl_model_free (tiny_inpaint);

@@ -89,6 +89,13 @@ sdcl_test_rss_peak (void)
   return p ? g_ascii_strtoull (p + 6, NULL, 10) * 1024 : 0;
 }
 
+/* Starts VmHWM again from the current RSS (Linux 4.0 and later). */
+void
+sdcl_test_rss_peak_reset (void)
+{
+  g_file_set_contents ("/proc/self/clear_refs", "5", 1, NULL);
+}
+
 void
 sdcl_test_fail_at (const gchar *file, gint line, const gchar *func, const gchar *format, ...)
 {

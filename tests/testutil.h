@@ -36,6 +36,8 @@ gchar *sdcl_test_fixture (const gchar *name);
 /* Peak resident set size of this process since the last reset (VmHWM), in
  * bytes; 0 where /proc does not say. */
 guint64 sdcl_test_rss_peak (void);
+/* Resets the peak to the present resident size. */
+void sdcl_test_rss_peak_reset (void);
 
 /* Fails the test with a formatted message and aborts. Use it rather than
  * g_error() in anything that runs OpenCL: g_error() stops at a breakpoint
