@@ -11,7 +11,10 @@
  * F16C); for products with many rows the host converts it to f32 once per
  * call instead (gemm_pack_f16 for linear layers, gemm_widen_f16 for conv
  * weights), because the conversion in the K loop costs about a third of
- * the FMA rate on x86.
+ * the FMA rate on x86; with few rows (the text encoder's 77) that pass
+ * costs more than the product, and CPUs run gemm_f16_local, which widens
+ * a group's columns once into local memory (cache on a CPU) for all its
+ * row tiles.
  *
  * Layouts (elements, innermost first as in engine/tensor.h):
  *   A  [K, M] rows of K, row stride lda, batch stride a_batch;
@@ -173,6 +176,43 @@ kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch
   GEMM_B_PANELS (half);
   GEMM_ACC_DECL;
   GEMM_K_LOOP (GEMM_LOAD_F16);
+  GEMM_EPILOGUE;
+}
+
+/* B with f16 storage for products with few rows (CPUs): the group's
+ * work-items first widen its B columns (K x GEMM_TILE_N) into local memory
+ * together, then each reads f32 from there, so every weight is converted
+ * once per group instead of once per row tile. bl holds K · GEMM_TILE_N
+ * floats. */
+kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a_batch, int M,
+          int K, global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
+          global const float *bias, ulong bias_off, int has_bias,
+          global float *c, ulong c_off, long ldc, long c_batch, local float *bl)
+{
+  const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
+  const int batch = get_global_id (2);
+  if (n0 < N)
+    {
+      GEMM_B_PANELS (half);
+      const int step = get_local_size (1);
+      for (int k = get_local_id (1); k < K; k += step)
+        {
+          GEMM_STORE (GEMM_LOAD_F16 (bp0 + (long) k * ldb), bl + k * GEMM_TILE_N);
+          GEMM_STORE (GEMM_LOAD_F16 (bp1 + (long) k * ldb), bl + k * GEMM_TILE_N + SDCL_GEMM_VW);
+        }
+    }
+  barrier (CLK_LOCAL_MEM_FENCE);
+  if (n0 >= N || m0 >= M)
+    return;
+  GEMM_A_ROWS;
+  GEMM_ACC_DECL;
+  const local float *lp = bl;
+  for (int k = 0; k < K; k++)
+    {
+      const gemm_v b0 = GEMM_LOAD_F32 (lp), b1 = GEMM_LOAD_F32 (lp + SDCL_GEMM_VW);
+      lp += GEMM_TILE_N;
+      GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);
+    }
   GEMM_EPILOGUE;
 }
 

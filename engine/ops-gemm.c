@@ -453,19 +453,32 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
     sdcl_round_up ((M + GEMM_TM - 1) / GEMM_TM, local[1]),
     batches,
   };
-  return SDCL_LAUNCH (engine, b->dtype == SDCL_DTYPE_F16 ? "gemm_f16" : "gemm_f32", 3,
-                      global, local, error,
-                      SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (sdcl_elem_off (a)),
-                      SDCL_ARG_LONG (lda), SDCL_ARG_LONG (a_batch),
-                      SDCL_ARG_INT (M), SDCL_ARG_INT (K),
-                      SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (sdcl_elem_off (b)),
-                      SDCL_ARG_LONG (ldb), SDCL_ARG_LONG (b_batch), SDCL_ARG_LONG (b_panel),
-                      SDCL_ARG_INT (N),
-                      SDCL_ARG_MEM (bias ? bias->mem : c->mem),
-                      SDCL_ARG_ULONG (bias ? sdcl_elem_off (bias) : 0),
-                      SDCL_ARG_INT (bias != NULL),
-                      SDCL_ARG_MEM (c->mem), SDCL_ARG_ULONG (sdcl_elem_off (c)),
-                      SDCL_ARG_LONG (ldc), SDCL_ARG_LONG (c_batch));
+  /* f16 B shared by several row tiles of a group: widened once per group
+     in local memory (CPUs, where local memory is ordinary cache) */
+  const SdclDeviceInfo *dev = sdcl_engine_device (engine);
+  const gsize panel_bytes = (gsize) K * tile_n * sizeof (gfloat);
+  const gboolean widen = b->dtype == SDCL_DTYPE_F16 && !dev->is_gpu
+                         && (M + GEMM_TM - 1) / GEMM_TM >= 3
+                         && panel_bytes <= dev->local_mem_bytes / 2
+                         && g_strcmp0 (g_getenv ("SDCL_GEMM_LOCAL"), "0") != 0;
+  const SdclArg args[] = {
+    SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (sdcl_elem_off (a)),
+    SDCL_ARG_LONG (lda), SDCL_ARG_LONG (a_batch),
+    SDCL_ARG_INT (M), SDCL_ARG_INT (K),
+    SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (sdcl_elem_off (b)),
+    SDCL_ARG_LONG (ldb), SDCL_ARG_LONG (b_batch), SDCL_ARG_LONG (b_panel),
+    SDCL_ARG_INT (N),
+    SDCL_ARG_MEM (bias ? bias->mem : c->mem),
+    SDCL_ARG_ULONG (bias ? sdcl_elem_off (bias) : 0),
+    SDCL_ARG_INT (bias != NULL),
+    SDCL_ARG_MEM (c->mem), SDCL_ARG_ULONG (sdcl_elem_off (c)),
+    SDCL_ARG_LONG (ldc), SDCL_ARG_LONG (c_batch),
+    SDCL_ARG_LOCAL (panel_bytes),     /* gemm_f16_local only */
+  };
+  return sdcl_launch (engine,
+                      widen ? "gemm_f16_local"
+                            : b->dtype == SDCL_DTYPE_F16 ? "gemm_f16" : "gemm_f32",
+                      3, global, local, args, G_N_ELEMENTS (args) - !widen, error);
 }
 
 /* The same with B as plain rows of ldb >= N padded columns: panel n0/16

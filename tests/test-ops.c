@@ -568,6 +568,55 @@ test_large_gemm (void)
   check_large ("big_gemm", y, TOL_REL, TOL_NMSE);
 }
 
+/* f16 weights times few rows (13 to 95: the text encoder's 77 tokens), the
+ * product CPUs run with the weight widened in local memory per group
+ * (gemm_f16_local): against the product in double on the host, and equal
+ * to the kernel that converts in its K loop (SDCL_GEMM_LOCAL=0), which
+ * does the same arithmetic in the same order. */
+static void
+test_few_rows_f16 (void)
+{
+  static const gint64 shapes[][3] = {   /* M, K, N */
+    { 13, 53, 29 }, { 18, 768, 100 }, { 77, 768, 3072 }, { 95, 131, 47 }, { 40, 1, 16 },
+  };
+  for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
+    {
+      const gint64 M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+      g_autoptr (GError) error = NULL;
+      const gint64 xne[4] = { K, M, 1, 1 }, bne[4] = { N, 1, 1, 1 };
+      g_autofree gfloat *xv = sdcl_test_seeded (30 + s, K * M, 1.0f, 0.0f);
+      g_autofree gfloat *w = seeded_f16 (40 + s, N * K, (gfloat) (1.0 / sqrt ((double) K)));
+      g_autofree gfloat *bv = sdcl_test_seeded (50 + s, N, 0.1f, 0.0f);
+      g_autoptr (SdclTensor) x = upload (xv, xne, SDCL_DTYPE_F32);
+      g_autoptr (SdclTensor) b = upload (bv, bne, SDCL_DTYPE_F32);
+      g_autoptr (SdclTensor) wt = sdcl_linear_weight_new (engine, SDCL_DTYPE_F16, w, N, K, &error);
+      g_assert_no_error (error);
+      g_autoptr (SdclTensor) y = sdcl_linear (x, wt, b, &error);
+      g_assert_no_error (error);
+      g_setenv ("SDCL_GEMM_LOCAL", "0", TRUE);
+      g_autoptr (SdclTensor) y0 = sdcl_linear (x, wt, b, &error);
+      g_unsetenv ("SDCL_GEMM_LOCAL");
+      g_assert_no_error (error);
+      g_autofree gfloat *got = sdcl_tensor_read_f32 (y, &error);
+      g_autofree gfloat *got0 = sdcl_tensor_read_f32 (y0, &error);
+      g_assert_no_error (error);
+      g_autofree gfloat *want = g_new (gfloat, M * N);
+      for (gint64 m = 0; m < M; m++)
+        for (gint64 n = 0; n < N; n++)
+          {
+            gdouble acc = bv[n];
+            for (gint64 k = 0; k < K; k++)
+              acc += (gdouble) xv[m * K + k] * w[n * K + k];
+            want[m * N + n] = (gfloat) acc;
+          }
+      g_autofree gchar *name = g_strdup_printf ("%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                                                " · %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT,
+                                                M, K, K, N);
+      sdcl_test_assert_close (name, got, want, M * N, TOL_REL, TOL_NMSE);
+      g_assert_cmpmem (got, M * N * sizeof (gfloat), got0, M * N * sizeof (gfloat));
+    }
+}
+
 static void
 test_large_attention (gconstpointer data)
 {
@@ -753,6 +802,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/matmul/f32", test_matmul_f32);
   g_test_add_func ("/ops/matmul/batched", test_matmul_batched);
   g_test_add_data_func ("/ops/matmul/linear-f16", "linear_f16", run_linear);
+  g_test_add_func ("/ops/matmul/few-rows-f16", test_few_rows_f16);
   g_test_add_data_func ("/ops/matmul/linear-f16-bias", "linear_f16_bias", run_linear);
   g_test_add_data_func ("/ops/matmul/linear-f32-bias", "linear_f32_bias", run_linear);
   g_test_add_data_func ("/ops/conv/3x3-stride1", "conv3x3_s1", run_conv);
