@@ -269,35 +269,58 @@ void softmax_f32 (global const float *x, ulong x_off, int n, global float *y, ul
  * of attention scores (16 KB for 4096 keys) stays in L1 over the three
  * passes, and there are no barriers, which PoCL runs slowly (the
  * work-group version above ran at a tenth of this speed there). */
+inline float hmax8 (float8 v)
+{
+  return fmax (fmax (fmax (v.s0, v.s1), fmax (v.s2, v.s3)),
+               fmax (fmax (v.s4, v.s5), fmax (v.s6, v.s7)));
+}
+
+inline float hmax16 (float16 v) { return fmax (hmax8 (v.lo), hmax8 (v.hi)); }
+inline float hsum16 (float16 v) { return hsum8 (v.lo) + hsum8 (v.hi); }
+
+/* W-wide vectors (float8 or float16) over the row; the tail past the last
+ * whole vector one by one */
+#define SOFTMAX_ROW_BODY(W)                                                  \
+  ROW_KERNEL_START;                                                          \
+  const int nv = n / W;                                                      \
+  float##W mv = -INFINITY;                                                   \
+  for (int i = 0; i < nv; i++)                                               \
+    mv = fmax (mv, vload##W (i, p));                                         \
+  float m = hmax##W (mv);                                                    \
+  for (int i = nv * W; i < n; i++)                                           \
+    m = fmax (m, p[i]);                                                      \
+  if (m == -INFINITY)                                                        \
+    m = 0.0f;                                                                \
+  float##W sv = 0.0f;                                                        \
+  for (int i = 0; i < nv; i++)                                               \
+    {                                                                        \
+      const float##W e = exp ((vload##W (i, p) - m) * scale);                \
+      vstore##W (e, i, out);                                                 \
+      sv += e;                                                               \
+    }                                                                        \
+  float s = hsum##W (sv);                                                    \
+  for (int i = nv * W; i < n; i++)                                           \
+    {                                                                        \
+      out[i] = exp ((p[i] - m) * scale);                                     \
+      s += out[i];                                                           \
+    }                                                                        \
+  const float inv = s > 0.0f ? 1.0f / s : 0.0f;                              \
+  for (int i = 0; i < nv; i++)                                               \
+    vstore##W (vload##W (i, out) * inv, i, out);                             \
+  for (int i = nv * W; i < n; i++)                                           \
+    out[i] *= inv
+
 kernel void softmax_rows_f32 (global const float *x, ulong x_off, int n, global float *y,
                               ulong y_off, float scale, int rows)
 {
-  ROW_KERNEL_START;
-  float8 m8 = -INFINITY;
-  for (int i = 0; i < n8; i++)
-    m8 = fmax (m8, vload8 (i, p));
-  float m = fmax (fmax (fmax (m8.s0, m8.s1), fmax (m8.s2, m8.s3)),
-                  fmax (fmax (m8.s4, m8.s5), fmax (m8.s6, m8.s7)));
-  for (int i = n8 * 8; i < n; i++)
-    m = fmax (m, p[i]);
-  if (m == -INFINITY)
-    m = 0.0f;
-  float8 s8 = 0.0f;
-  for (int i = 0; i < n8; i++)
-    {
-      const float8 e = exp ((vload8 (i, p) - m) * scale);
-      vstore8 (e, i, out);
-      s8 += e;
-    }
-  float s = (s8.s0 + s8.s1) + (s8.s2 + s8.s3) + (s8.s4 + s8.s5) + (s8.s6 + s8.s7);
-  for (int i = n8 * 8; i < n; i++)
-    {
-      out[i] = exp ((p[i] - m) * scale);
-      s += out[i];
-    }
-  const float inv = s > 0.0f ? 1.0f / s : 0.0f;
-  for (int i = 0; i < n8; i++)
-    vstore8 (vload8 (i, out) * inv, i, out);
-  for (int i = n8 * 8; i < n; i++)
-    out[i] *= inv;
+  SOFTMAX_ROW_BODY (8);
+}
+
+/* float16 for long rows where the device's vectors are 16 wide (AVX-512):
+ * the exp runs at twice the rate; attention over 4096 keys took about 15 %
+ * less (bench-ops, PoCL on 2 cores, three interleaved pairs) */
+kernel void softmax_rows16_f32 (global const float *x, ulong x_off, int n, global float *y,
+                                ulong y_off, float scale, int rows)
+{
+  SOFTMAX_ROW_BODY (16);
 }

@@ -474,7 +474,9 @@ sdcl_softmax_scaled (const SdclTensor *x, gfloat scale, GError **error)
   else
     {
       const gsize local = 4, global = sdcl_round_up (rows, local);
-      if (!SDCL_LAUNCH (x->engine, "softmax_rows_f32", 1, &global, &local, error,
+      const gboolean wide = sdcl_engine_gemm_width (x->engine) == 16 && x->ne[0] >= 256;
+      if (!SDCL_LAUNCH (x->engine, wide ? "softmax_rows16_f32" : "softmax_rows_f32", 1, &global,
+                        &local, error,
                         SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
                         SDCL_ARG_INT (x->ne[0]), SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
                         SDCL_ARG_FLOAT (scale), SDCL_ARG_INT (rows)))
