@@ -448,40 +448,42 @@ sdcl_layer_norm (const SdclTensor *x, const SdclTensor *gamma, const SdclTensor 
   return g_steal_pointer (&y);
 }
 
-SdclTensor *
-sdcl_softmax_scaled (const SdclTensor *x, gfloat scale, GError **error)
+/* softmax of scale·x over rows into y (dense, x's shape; y may be x) */
+static gboolean
+softmax_rows (const SdclTensor *x, gfloat scale, SdclTensor *y, GError **error)
 {
   if (!(scale > 0.0f))
     {
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
                    "softmax: scale %g is not positive", scale);
-      return NULL;
+      return FALSE;
     }
-  g_autoptr (SdclTensor) xd = dense (x, error);
-  g_autoptr (SdclTensor) y = xd ? new_f32 (x->engine, x->ne, error) : NULL;
-  if (!y)
-    return NULL;
   const gsize rows = x->ne[1] * x->ne[2] * x->ne[3];
   if (sdcl_engine_device (x->engine)->is_gpu)
     {
       const gsize local[2] = { NORM_WG, 1 }, global[2] = { NORM_WG, rows };
-      if (!SDCL_LAUNCH (x->engine, "softmax_f32", 2, global, local, error,
-                        SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
-                        SDCL_ARG_INT (x->ne[0]), SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
-                        SDCL_ARG_FLOAT (scale)))
-        return NULL;
+      return SDCL_LAUNCH (x->engine, "softmax_f32", 2, global, local, error,
+                          SDCL_ARG_MEM (x->mem), SDCL_ARG_ULONG (sdcl_elem_off (x)),
+                          SDCL_ARG_INT (x->ne[0]), SDCL_ARG_MEM (y->mem),
+                          SDCL_ARG_ULONG (sdcl_elem_off (y)), SDCL_ARG_FLOAT (scale));
     }
-  else
-    {
-      const gsize local = 4, global = sdcl_round_up (rows, local);
-      const gboolean wide = sdcl_engine_gemm_width (x->engine) == 16 && x->ne[0] >= 256;
-      if (!SDCL_LAUNCH (x->engine, wide ? "softmax_rows16_f32" : "softmax_rows_f32", 1, &global,
-                        &local, error,
-                        SDCL_ARG_MEM (xd->mem), SDCL_ARG_ULONG (sdcl_elem_off (xd)),
-                        SDCL_ARG_INT (x->ne[0]), SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
-                        SDCL_ARG_FLOAT (scale), SDCL_ARG_INT (rows)))
-        return NULL;
-    }
+  const gsize local = 4, global = sdcl_round_up (rows, local);
+  const gboolean wide = sdcl_engine_gemm_width (x->engine) == 16 && x->ne[0] >= 256;
+  return SDCL_LAUNCH (x->engine, wide ? "softmax_rows16_f32" : "softmax_rows_f32", 1, &global,
+                      &local, error,
+                      SDCL_ARG_MEM (x->mem), SDCL_ARG_ULONG (sdcl_elem_off (x)),
+                      SDCL_ARG_INT (x->ne[0]), SDCL_ARG_MEM (y->mem),
+                      SDCL_ARG_ULONG (sdcl_elem_off (y)), SDCL_ARG_FLOAT (scale),
+                      SDCL_ARG_INT (rows));
+}
+
+SdclTensor *
+sdcl_softmax_scaled (const SdclTensor *x, gfloat scale, GError **error)
+{
+  g_autoptr (SdclTensor) xd = dense (x, error);
+  g_autoptr (SdclTensor) y = xd ? new_f32 (x->engine, x->ne, error) : NULL;
+  if (!y || !softmax_rows (xd, scale, y, error))
+    return NULL;
   return g_steal_pointer (&y);
 }
 
@@ -545,10 +547,12 @@ attention_by_matmul (const SdclTensor *q, const SdclTensor *k, const SdclTensor 
           g_autoptr (SdclTensor) s = qb ? new_f32 (q->engine, s_ne, error) : NULL;
           if (!s || !sdcl_matmul_packed_into (qb, kp, Skv, s, error))
             return NULL;
-          g_autoptr (SdclTensor) p = sdcl_softmax_scaled (s, scale, error);
-          g_autoptr (SdclTensor) dst = p ? sdcl_tensor_view (o, q_ne, o->nb, feat + r * o->nb[1],
-                                                             error) : NULL;
-          if (!dst || !sdcl_matmul_packed_into (p, vp, D, dst, error))
+          /* the probabilities replace the scores, in cache */
+          if (!softmax_rows (s, scale, s, error))
+            return NULL;
+          g_autoptr (SdclTensor) dst = sdcl_tensor_view (o, q_ne, o->nb, feat + r * o->nb[1],
+                                                         error);
+          if (!dst || !sdcl_matmul_packed_into (s, vp, D, dst, error))
             return NULL;
         }
     }
