@@ -129,7 +129,10 @@ cmd_info (int argc, char **argv)
   g_print ("  VAE            %s parameters (latent %u channels, 1/%u of the image)\n", va,
            info->latent_channels, info->latent_factor);
   g_print ("  native size    %u x %u\n", info->native_size, info->native_size);
-  g_print ("  device memory  %s weights (f16) + about %s working = %s\n", wb, work, total);
+  g_autofree gchar *part = format_bytes (info->part_peak_bytes);
+  g_print ("  device memory  %s weights (f16) + about %s working = %s with every part resident;\n"
+           "                about %s loading each part when needed (sdcl generate, the plug-in)\n",
+           wb, work, total, part);
   return 0;
 }
 

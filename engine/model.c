@@ -512,27 +512,29 @@ open_source (const gchar *path, const gchar *vae_path, Source *src, GError **err
 
 /* ---- parts ------------------------------------------------------------------------ */
 
-/* Loads (or, with w->engine NULL, checks and counts) the three parts. */
+/* Loads (or, with w->engine NULL, checks and counts) the three parts;
+ * params and bytes (device) of each in the order text encoder, UNet, VAE. */
 static gboolean
 load_parts (Source *src, SdclClip **clip, SdclUnet **unet, SdclVae **vae, guint64 params[3],
-            GError **error)
+            guint64 bytes[3], GError **error)
 {
   SdclWeights *w = src->weights;
-  guint64 before = w->params;
+  guint64 before = w->params, bytes_before = w->device_bytes;
+#define COUNT(i) (params[i] = w->params - before, bytes[i] = w->device_bytes - bytes_before, \
+                  before = w->params, bytes_before = w->device_bytes)
   *clip = sdcl_clip_load (w, &src->clip, "text_encoder.", error);
   if (!*clip)
     return FALSE;
-  params[0] = w->params - before;
-  before = w->params;
+  COUNT (0);
   *unet = sdcl_unet_load (w, &src->unet, "unet.", error);
   if (!*unet)
     return FALSE;
-  params[1] = w->params - before;
-  before = w->params;
+  COUNT (1);
   *vae = sdcl_vae_load (w, &src->vae, "vae.", SDCL_VAE_ENCODER | SDCL_VAE_DECODER, error);
   if (!*vae)
     return FALSE;
-  params[2] = w->params - before;
+  COUNT (2);
+#undef COUNT
   return TRUE;
 }
 
@@ -562,9 +564,9 @@ inspect_source (const gchar *path, const gchar *vae_path, Source *src, GError **
   g_autoptr (SdclClip) clip = NULL;
   g_autoptr (SdclUnet) unet = NULL;
   g_autoptr (SdclVae) vae = NULL;
-  guint64 params[3];
+  guint64 params[3], bytes[3];
   g_autofree gchar *what = g_path_get_basename (path);
-  if (!load_parts (src, &clip, &unet, &vae, params, error)
+  if (!load_parts (src, &clip, &unet, &vae, params, bytes, error)
       || !sdcl_weights_check (src->weights, what, error))
     return NULL;
 
@@ -597,6 +599,9 @@ inspect_source (const gchar *path, const gchar *vae_path, Source *src, GError **
   const guint64 unet_work = 2 * (guint64) src->unet.channels[0] * l * l * 4 * 80;
   const guint64 vae_work = (guint64) src->vae.channels[0] * s * s * 4 * 19;
   info->work_bytes = MAX (unet_work, vae_work);
+  /* one part at a time: the UNet with its work, or the VAE (both halves,
+     an upper bound) with the decoder's */
+  info->part_peak_bytes = MAX (bytes[0], MAX (bytes[1] + unet_work, bytes[2] + vae_work));
   return info;
 }
 
@@ -640,10 +645,10 @@ sdcl_model_load_with_policy (SdclEngine *engine, const gchar *path, const gchar 
   if (m->info)
     {
       src.weights->engine = engine;
-      guint64 params[3];
+      guint64 params[3], bytes[3];
       if (policy == SDCL_MODEL_ON_DEMAND)
         m->vae = sdcl_vae_load (src.weights, &src.vae, "vae.", 0, error);
-      else if (!load_parts (&src, &m->clip, &m->unet, &m->vae, params, error))
+      else if (!load_parts (&src, &m->clip, &m->unet, &m->vae, params, bytes, error))
         g_clear_pointer (&m->info, sdcl_model_info_free);
     }
   m->clip_config = src.clip;

@@ -158,6 +158,8 @@ typedef struct
   guint64       vae_params;
   guint64       weight_bytes;        /* on the device, weights as f16 */
   guint64       work_bytes;          /* activation memory estimate for one image at native size */
+  guint64       part_peak_bytes;     /* on the device at once when loaded SDCL_MODEL_ON_DEMAND
+                                        (the CLI, the plug-in): the largest part and its work */
   guint         native_size;         /* image side the model was trained at (pixels) */
   guint         latent_factor;       /* image pixels per latent pixel (8) */
   guint         latent_channels;

@@ -528,6 +528,9 @@ test_info (void)
   g_assert_cmpuint (info->native_size, ==, 64);
   g_assert_cmpuint (info->latent_factor, ==, 8);
   g_assert_cmpuint (info->weight_bytes, >=, 2 * (unet + vae + text) * 9 / 10);
+  /* one part at a time: at least the UNet's weights, less than all of it */
+  g_assert_cmpuint (info->part_peak_bytes, >=, 2 * unet);
+  g_assert_cmpuint (info->part_peak_bytes, <, info->weight_bytes + info->work_bytes);
 }
 
 /* ---- files that must be refused ------------------------------------------------- */
