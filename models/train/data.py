@@ -166,7 +166,18 @@ def _distinct_from(rng, avoid):
             return c
 
 
-def scene(rng):
+# How often a picture holds one object, and how often its caption names
+# the position (one object, two objects). "positions" is for training on
+# where things are: mostly single objects, each caption with its place.
+# The mixes draw the same random numbers, so a seed's backgrounds, shapes
+# and colours stay where they were.
+MIXES = {
+    "default": dict(single=0.55, pos_single=0.85, pos_pair=0.95),
+    "positions": dict(single=0.8, pos_single=1.0, pos_pair=0.95),
+}
+
+
+def scene(rng, mix="default"):
     """A random scene description (a dict), drawn from rng."""
     u = rng.random()
     if u < 0.55:
@@ -175,7 +186,7 @@ def scene(rng):
         c1 = _pick(rng, COLOUR_NAMES)
         bg = ("vertical" if rng.random() < 0.7 else "horizontal", c1, _distinct_from(rng, {c1}))
     avoid = {bg[1], bg[2]}
-    n = 1 if rng.random() < 0.55 else 2
+    n = 1 if rng.random() < MIXES[mix]["single"] else 2
     if n == 1:
         poss = [_pick(rng, list(POSITIONS))]
     else:
@@ -236,11 +247,12 @@ def _background_phrase(rng, bg):
                        f"on a gradient from {n1} on the left to {n2} on the right"])
 
 
-def caption(sc, rng):
+def caption(sc, rng, mix="default"):
     objs = sc["objs"]
     lead = _pick(rng, LEADS)
     article = bool(lead) or rng.random() < 0.85
-    with_pos = rng.random() < (0.85 if len(objs) == 1 else 0.95)
+    m = MIXES[mix]
+    with_pos = rng.random() < (m["pos_single"] if len(objs) == 1 else m["pos_pair"])
     parts = []
     for o in objs:
         p = _object_phrase(rng, o, rng.random() < 0.8, article)
@@ -253,18 +265,18 @@ def caption(sc, rng):
     return text
 
 
-def example(index, seed=0, size=SIZE):
+def example(index, seed=0, size=SIZE, mix="default"):
     """(uint8 image (size, size, 3), caption) for one index of one seed."""
     rng = np.random.default_rng([seed, index])
-    sc = scene(rng)
-    return render(sc, size), caption(sc, rng)
+    sc = scene(rng, mix)
+    return render(sc, size), caption(sc, rng, mix)
 
 
-def batch(indices, seed=0, size=SIZE):
+def batch(indices, seed=0, size=SIZE, mix="default"):
     """Images as float32 (N, 3, size, size) in [-1, 1] and their captions."""
     imgs, caps = [], []
     for i in indices:
-        im, c = example(int(i), seed, size)
+        im, c = example(int(i), seed, size, mix)
         imgs.append(im)
         caps.append(c)
     x = np.stack(imgs).astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0

@@ -435,7 +435,8 @@ def train_ldm(args):
         for gp in opt.param_groups:
             gp["lr"] = lr_at(step, plan) * gp.get("lr_mult", 1.0)
         g = step_generator(21, step)
-        x, caps = data.batch(range(step * B, (step + 1) * B), seed=plan["data_seed"])
+        x, caps = data.batch(range(step * B, (step + 1) * B), seed=plan["data_seed"],
+                             mix=plan.get("data_mix", "default"))
         drop = torch.rand(B, generator=g) < plan["drop"]
         caps = ["" if dr else c for c, dr in zip(caps, drop.tolist())]
         ids = tokenize(tok, caps)
@@ -501,6 +502,9 @@ def main():
     ap.add_argument("--ldm-lr", type=float, help="override the plan's peak learning rate")
     ap.add_argument("--ldm-data-seed", type=int, help="override the plan's data seed (a continued "
                     "run should see new pictures)")
+    ap.add_argument("--ldm-data-mix", choices=sorted(data.MIXES),
+                    help="override the plan's picture mix (data.MIXES; 'positions': mostly "
+                    "single objects, every caption with its place)")
     ap.add_argument("--init-from", help="a shipped diffusers folder (models/sdcl-shapes) to start "
                     "from where --dir has no checkpoints (see init_from_folder)")
     a = ap.parse_args()
@@ -514,6 +518,8 @@ def main():
         LDM_PLAN["lr"] = a.ldm_lr
     if a.ldm_data_seed is not None:
         LDM_PLAN["data_seed"] = a.ldm_data_seed
+    if a.ldm_data_mix:
+        LDM_PLAN["data_mix"] = a.ldm_data_mix
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     os.makedirs(a.dir, exist_ok=True)
