@@ -741,9 +741,6 @@ run_images (Run *r, GError **error)
         ok = draws[i].image || sample_image (r, i, &draws[i], error);
       sdcl_model_done (r->model, SDCL_PART_UNET);
       r->unet = NULL;
-      /* the sampler's idle buffers (up to SDCL_POOL_MB) fit none of the
-         decoder's sizes: out of the way before its peak */
-      sdcl_engine_trim (r->engine);
       ok = ok && sdcl_model_acquire (r->model, SDCL_PART_VAE_DECODER, error);
       for (guint i = 0; ok && i < n; i++)
         ok = draws[i].image || decode_image (r, i, &draws[i], error);
