@@ -172,15 +172,9 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va,
   conv_load_pixel (y + y_off + (long) img##i * Cout * HoWo + r##i, HoWo,     \
                    n0, Cout, &c##i##a, &c##i##b)
 
-/* Input channels c_lo .. c_hi-1 of every tap; with `accumulate` the tile
- * starts from y (an earlier block's partial sums), else from zero. The host
- * splits wide inputs into blocks so that a group's weight panels and input
- * rows stay in cache over the K loop: with all 4608 rows of a 512-channel
- * 3x3 conv in one pass, throughput fell to a quarter. */
-#define CONV_KERNEL_BODY(KS, LOADB, WT)                                      \
-  const int n0 = get_global_id (0) * CONV_TN, m0 = get_global_id (1) * CONV_TM; \
-  if (n0 >= Cout || m0 >= M)                                                 \
-    return;                                                                  \
+/* The tile's start: its 6 pixels and its accumulators, from zero or from
+ * y (accumulate: an earlier channel block's partial sums). */
+#define CONV_TILE_START                                                      \
   const int b1_off = n0 + CONV_VW < ldw ? CONV_VW : 0;                       \
   CONV_PIXEL (0); CONV_PIXEL (1); CONV_PIXEL (2);                            \
   CONV_PIXEL (3); CONV_PIXEL (4); CONV_PIXEL (5);                            \
@@ -189,16 +183,10 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va,
     {                                                                        \
       CONV_LOAD (0); CONV_LOAD (1); CONV_LOAD (2);                           \
       CONV_LOAD (3); CONV_LOAD (4); CONV_LOAD (5);                           \
-    }                                                                        \
-  for (int ky = 0; ky < KS; ky++)                                            \
-    for (int kx = 0; kx < KS; kx++)                                          \
-      {                                                                      \
-        const long tap = ((long) ky * Wp + kx) * Cin;                        \
-        const global WT *bp = w + w_off + n0                                 \
-                              + ((long) (ky * KS + kx) * Cin + c_lo) * ldw;  \
-        for (int ci = c_lo; ci < c_hi; ci++)                                 \
-          CONV_TAP (LOADB, tap + ci);                                        \
-      }                                                                      \
+    }
+
+/* The tile's end: the bias (has_bias), then the pixels that exist. */
+#define CONV_TILE_END                                                        \
   if (has_bias)                                                              \
     {                                                                        \
       float t[CONV_TN];                                                      \
@@ -211,6 +199,69 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va,
   CONV_STORE (0); CONV_STORE (1); CONV_STORE (2);                            \
   CONV_STORE (3); CONV_STORE (4); CONV_STORE (5)
 
+/* Input channels c_lo .. c_hi-1 of every tap; with `accumulate` the tile
+ * starts from y (an earlier block's partial sums), else from zero. The host
+ * splits wide inputs into blocks so that a group's weight panels and input
+ * rows stay in cache over the K loop: with all 4608 rows of a 512-channel
+ * 3x3 conv in one pass, throughput fell to a quarter. */
+#define CONV_KERNEL_BODY(KS, LOADB, WT)                                      \
+  const int n0 = get_global_id (0) * CONV_TN, m0 = get_global_id (1) * CONV_TM; \
+  if (n0 >= Cout || m0 >= M)                                                 \
+    return;                                                                  \
+  CONV_TILE_START;                                                           \
+  for (int ky = 0; ky < KS; ky++)                                            \
+    for (int kx = 0; kx < KS; kx++)                                          \
+      {                                                                      \
+        const long tap = ((long) ky * Wp + kx) * Cin;                        \
+        const global WT *bp = w + w_off + n0                                 \
+                              + ((long) (ky * KS + kx) * Cin + c_lo) * ldw;  \
+        for (int ci = c_lo; ci < c_hi; ci++)                                 \
+          CONV_TAP (LOADB, tap + ci);                                        \
+      }                                                                      \
+  CONV_TILE_END
+
+/* The same for f16 weights on CPUs, for products with a moderate number
+ * of rows: the group's work-items first widen the group's weight columns
+ * (CONV_WG_N tiles) for every row of the block (taps x c_lo..c_hi) into
+ * local memory together, then each reads f32 from there (see
+ * gemm_f16_local in cl/gemm.cl). lw holds KS·KS·(c_hi - c_lo) rows of
+ * `lwn` floats, the group's columns from its first tile's n0. */
+#define CONV_KERNEL_BODY_LOCAL(KS)                                           \
+  const int n0 = get_global_id (0) * CONV_TN, m0 = get_global_id (1) * CONV_TM; \
+  const int g0 = get_group_id (0) * get_local_size (0) * CONV_TN;            \
+  const int nch = c_hi - c_lo, rows = KS * KS * nch;                         \
+  const int cols = min (lwn, (int) ldw - g0);                                \
+  const int wi = get_local_id (1) * get_local_size (0) + get_local_id (0);   \
+  const int nwi = get_local_size (0) * get_local_size (1);                   \
+  for (int r = wi; r < rows; r += nwi)                                       \
+    {                                                                        \
+      const int t = r / nch, ci = c_lo + r - t * nch;                        \
+      const global half *src = w + w_off + g0 + ((long) t * Cin + ci) * ldw; \
+      local float *dst = lw + (long) r * lwn;                                \
+      for (int j = 0; j < cols; j += 8)                                      \
+        vstore8 (vload_half8 (0, src + j), 0, dst + j);                      \
+    }                                                                        \
+  barrier (CLK_LOCAL_MEM_FENCE);                                             \
+  if (n0 >= Cout || m0 >= M)                                                 \
+    return;                                                                  \
+  CONV_TILE_START;                                                           \
+  const local float *bp = lw + (n0 - g0);                                    \
+  for (int ky = 0; ky < KS; ky++)                                            \
+    for (int kx = 0; kx < KS; kx++)                                          \
+      {                                                                      \
+        const long tap = ((long) ky * Wp + kx) * Cin;                        \
+        for (int ci = c_lo; ci < c_hi; ci++)                                 \
+          {                                                                  \
+            const conv_v b0 = CONV_LOAD_V_F32 (0, bp), b1 = CONV_LOAD_V_F32 (b1_off, bp); \
+            bp += lwn;                                                       \
+            const long o_ = tap + ci;                                        \
+            CONV_FMA_ROW (0, x0[o_]); CONV_FMA_ROW (1, x1[o_]);              \
+            CONV_FMA_ROW (2, x2[o_]); CONV_FMA_ROW (3, x3[o_]);              \
+            CONV_FMA_ROW (4, x4[o_]); CONV_FMA_ROW (5, x5[o_]);              \
+          }                                                                  \
+      }                                                                      \
+  CONV_TILE_END
+
 #define CONV_ARGS(WT)                                                        \
   global const float *xp, ulong xp_off, int Wp, int Hp,                      \
   int Cin, int stride, int Wo, int HoWo, int M,                              \
@@ -222,3 +273,11 @@ kernel void conv3x3_f16 (CONV_ARGS (half))  { CONV_KERNEL_BODY (3, CONV_LOAD_V_F
 kernel void conv3x3_f32 (CONV_ARGS (float)) { CONV_KERNEL_BODY (3, CONV_LOAD_V_F32, float); }
 kernel void conv1x1_f16 (CONV_ARGS (half))  { CONV_KERNEL_BODY (1, CONV_LOAD_V_F16, half); }
 kernel void conv1x1_f32 (CONV_ARGS (float)) { CONV_KERNEL_BODY (1, CONV_LOAD_V_F32, float); }
+kernel void conv3x3_f16_local (CONV_ARGS (half), local float *lw, int lwn)
+{
+  CONV_KERNEL_BODY_LOCAL (3);
+}
+kernel void conv1x1_f16_local (CONV_ARGS (half), local float *lw, int lwn)
+{
+  CONV_KERNEL_BODY_LOCAL (1);
+}

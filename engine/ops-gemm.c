@@ -53,6 +53,10 @@
  * for 320/640/1280 channels): one pass 60/35/25, blocks of 2304 63/46/26,
  * 1152 62/56/31, 768 59/55/47, 576 56/53/45, 288 47/44/45. */
 #define CONV_BLOCK_K 768
+/* Convolutions with f16 weights and at most this many output pixels
+ * (rows) widen each group's weight columns in local memory; above it the
+ * groups are many and a widened copy of the weight pays. */
+#define CONV_LOCAL_MAX_ROWS 1024
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -910,10 +914,24 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
   if (!y)
     return NULL;
   const gint64 M = Wo * Ho * N;
-  g_autoptr (SdclTensor) wk = weight_for_rows (w, Cin * kh * kw, ldw, M, error);
+  const gint64 tile_n = 2 * sdcl_engine_gemm_width (x->engine);
+  /* blocks of at most CONV_BLOCK_K rows of K (channels x taps), summed in y */
+  const gint64 blocks = (Cin * kh * kw + CONV_BLOCK_K - 1) / CONV_BLOCK_K;
+  const gint64 per_block = (Cin + blocks - 1) / blocks;
+  /* f16 weights times a moderate number of rows on CPUs: each group widens
+     its columns of the block into local memory (conv*_f16_local) instead
+     of reading a widened copy of the whole weight made per call */
+  const SdclDeviceInfo *dev = sdcl_engine_device (x->engine);
+  const gint lwn = CONV_WG_N * tile_n;
+  const gsize lw_bytes = (gsize) kh * kw * per_block * lwn * sizeof (gfloat);
+  const gboolean local_w = w->dtype == SDCL_DTYPE_F16 && !dev->is_gpu
+                           && M <= CONV_LOCAL_MAX_ROWS && (M + GEMM_TM - 1) / GEMM_TM >= 3
+                           && lw_bytes <= dev->local_mem_bytes / 2
+                           && g_strcmp0 (g_getenv ("SDCL_CONV_LOCAL"), "0") != 0;
+  g_autoptr (SdclTensor) wk = local_w ? sdcl_tensor_view (w, w->ne, w->nb, 0, error)
+                                      : weight_for_rows (w, Cin * kh * kw, ldw, M, error);
   if (!wk)
     return NULL;
-  const gint64 tile_n = 2 * sdcl_engine_gemm_width (x->engine);
   const gsize local[3] = { CONV_WG_N, CONV_WG_M, 1 };
   const gsize global[3] = {
     sdcl_round_up ((Cout + tile_n - 1) / tile_n, local[0]),
@@ -921,26 +939,28 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
     1,
   };
   const gboolean f16 = wk->dtype == SDCL_DTYPE_F16;
-  const gchar *name = kh == 3 ? (f16 ? "conv3x3_f16" : "conv3x3_f32")
-                              : (f16 ? "conv1x1_f16" : "conv1x1_f32");
-  /* blocks of at most CONV_BLOCK_K rows of K (channels x taps), summed in y */
-  const gint64 blocks = (Cin * kh * kw + CONV_BLOCK_K - 1) / CONV_BLOCK_K;
-  const gint64 per_block = (Cin + blocks - 1) / blocks;
+  const gchar *name = local_w ? (kh == 3 ? "conv3x3_f16_local" : "conv1x1_f16_local")
+                      : kh == 3 ? (f16 ? "conv3x3_f16" : "conv3x3_f32")
+                                : (f16 ? "conv1x1_f16" : "conv1x1_f32");
   for (gint64 c_lo = 0; c_lo < Cin; c_lo += per_block)
     {
       const gint64 c_hi = MIN (Cin, c_lo + per_block);
-      if (!SDCL_LAUNCH (x->engine, name, 3, global, local, error,
-                        SDCL_ARG_MEM (xp->mem), SDCL_ARG_ULONG (0),
-                        SDCL_ARG_INT (Wp), SDCL_ARG_INT (Hp),
-                        SDCL_ARG_INT (Cin), SDCL_ARG_INT (stride),
-                        SDCL_ARG_INT (Wo), SDCL_ARG_INT (Wo * Ho), SDCL_ARG_INT (M),
-                        SDCL_ARG_MEM (wk->mem), SDCL_ARG_ULONG (sdcl_elem_off (wk)),
-                        SDCL_ARG_LONG (ldw), SDCL_ARG_INT (Cout),
-                        SDCL_ARG_MEM (br ? br->mem : y->mem),
-                        SDCL_ARG_ULONG (br ? sdcl_elem_off (br) : 0),
-                        SDCL_ARG_INT (br != NULL && c_lo == 0),
-                        SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
-                        SDCL_ARG_INT (c_lo), SDCL_ARG_INT (c_hi), SDCL_ARG_INT (c_lo > 0)))
+      const SdclArg args[] = {
+        SDCL_ARG_MEM (xp->mem), SDCL_ARG_ULONG (0),
+        SDCL_ARG_INT (Wp), SDCL_ARG_INT (Hp),
+        SDCL_ARG_INT (Cin), SDCL_ARG_INT (stride),
+        SDCL_ARG_INT (Wo), SDCL_ARG_INT (Wo * Ho), SDCL_ARG_INT (M),
+        SDCL_ARG_MEM (wk->mem), SDCL_ARG_ULONG (sdcl_elem_off (wk)),
+        SDCL_ARG_LONG (ldw), SDCL_ARG_INT (Cout),
+        SDCL_ARG_MEM (br ? br->mem : y->mem),
+        SDCL_ARG_ULONG (br ? sdcl_elem_off (br) : 0),
+        SDCL_ARG_INT (br != NULL && c_lo == 0),
+        SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
+        SDCL_ARG_INT (c_lo), SDCL_ARG_INT (c_hi), SDCL_ARG_INT (c_lo > 0),
+        SDCL_ARG_LOCAL (lw_bytes), SDCL_ARG_INT (lwn),     /* the _local kernels only */
+      };
+      if (!sdcl_launch (x->engine, name, 3, global, local, args,
+                        G_N_ELEMENTS (args) - (local_w ? 0 : 2), error))
         return NULL;
     }
   return g_steal_pointer (&y);

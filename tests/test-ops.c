@@ -617,6 +617,48 @@ test_few_rows_f16 (void)
     }
 }
 
+/* Direct convolutions with f16 weights and up to CONV_LOCAL_MAX_ROWS
+ * output pixels widen each group's weight columns in local memory on
+ * CPUs (conv*_f16_local): the same values and the same sums in the same
+ * order as the kernels that read the weight as stored or widened per call
+ * (SDCL_CONV_LOCAL=0), so bit for bit the same output. Shapes with two
+ * channel blocks, a partial last column tile and odd sizes. */
+static void
+test_conv_local_weights (void)
+{
+  static const gint cases[][7] = {   /* Cin, Cout, W, H, N, k, stride */
+    { 100, 70, 9, 7, 2, 3, 1 }, { 64, 40, 20, 20, 1, 3, 2 }, { 1000, 33, 8, 8, 2, 1, 1 },
+    { 300, 16, 5, 13, 1, 3, 1 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      const gint *c = cases[i];
+      g_autoptr (GError) error = NULL;
+      const gint64 xne[4] = { c[2], c[3], c[0], c[4] }, bne[4] = { c[1], 1, 1, 1 };
+      g_autoptr (SdclTensor) x = seeded_tensor (60 + i, xne, 1.0f, 0.0f);
+      g_autoptr (SdclTensor) b = seeded_tensor (70 + i, bne, 0.1f, 0.0f);
+      const gsize wn = (gsize) c[1] * c[0] * c[5] * c[5];
+      g_autofree gfloat *w = seeded_f16 (80 + i, wn, (gfloat) (1.0 / sqrt ((gdouble) wn / c[1])));
+      g_autoptr (SdclTensor) wt = sdcl_conv2d_weight_new (engine, SDCL_DTYPE_F16, w, c[1], c[0],
+                                                          c[5], c[5], &error);
+      g_assert_no_error (error);
+      const gint pad = c[5] == 3 ? 1 : 0;
+      g_autoptr (SdclTensor) y = sdcl_conv2d_with (x, wt, b, c[6], pad, pad, SDCL_CONV_DIRECT,
+                                                   &error);
+      g_assert_no_error (error);
+      g_setenv ("SDCL_CONV_LOCAL", "0", TRUE);
+      g_autoptr (SdclTensor) y0 = sdcl_conv2d_with (x, wt, b, c[6], pad, pad, SDCL_CONV_DIRECT,
+                                                    &error);
+      g_unsetenv ("SDCL_CONV_LOCAL");
+      g_assert_no_error (error);
+      g_autofree gfloat *got = sdcl_tensor_read_f32 (y, &error);
+      g_autofree gfloat *want = sdcl_tensor_read_f32 (y0, &error);
+      g_assert_no_error (error);
+      const gsize n = sdcl_tensor_numel (y);
+      g_assert_cmpmem (got, n * sizeof (gfloat), want, n * sizeof (gfloat));
+    }
+}
+
 static void
 test_large_attention (gconstpointer data)
 {
@@ -803,6 +845,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/matmul/batched", test_matmul_batched);
   g_test_add_data_func ("/ops/matmul/linear-f16", "linear_f16", run_linear);
   g_test_add_func ("/ops/matmul/few-rows-f16", test_few_rows_f16);
+  g_test_add_func ("/ops/conv/f16-local-weights", test_conv_local_weights);
   g_test_add_data_func ("/ops/matmul/linear-f16-bias", "linear_f16_bias", run_linear);
   g_test_add_data_func ("/ops/matmul/linear-f32-bias", "linear_f32_bias", run_linear);
   g_test_add_data_func ("/ops/conv/3x3-stride1", "conv3x3_s1", run_conv);
