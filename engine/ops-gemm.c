@@ -60,6 +60,20 @@
 
 /* ---- helpers ----------------------------------------------------------------- */
 
+/* Whether a product with f16 weights and `rows` rows should have each
+ * group widen its weight columns (`bytes` of f32) into local memory:
+ * CPUs only (local memory is ordinary cache there), with at least three
+ * row tiles to share the widening, and room to spare. `env` names the
+ * variable that turns it off ("0") for comparisons. */
+static gboolean
+widen_in_local (SdclEngine *engine, const SdclTensor *w, gint64 rows, gsize bytes,
+                const gchar *env)
+{
+  const SdclDeviceInfo *dev = sdcl_engine_device (engine);
+  return w->dtype == SDCL_DTYPE_F16 && !dev->is_gpu && (rows + GEMM_TM - 1) / GEMM_TM >= 3
+         && bytes <= dev->local_mem_bytes / 2 && g_strcmp0 (g_getenv (env), "0") != 0;
+}
+
 static inline glong
 elem_stride (const SdclTensor *t, int i)
 {
@@ -459,12 +473,8 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
   };
   /* f16 B shared by several row tiles of a group: widened once per group
      in local memory (CPUs, where local memory is ordinary cache) */
-  const SdclDeviceInfo *dev = sdcl_engine_device (engine);
   const gsize panel_bytes = (gsize) K * tile_n * sizeof (gfloat);
-  const gboolean widen = b->dtype == SDCL_DTYPE_F16 && !dev->is_gpu
-                         && (M + GEMM_TM - 1) / GEMM_TM >= 3
-                         && panel_bytes <= dev->local_mem_bytes / 2
-                         && g_strcmp0 (g_getenv ("SDCL_GEMM_LOCAL"), "0") != 0;
+  const gboolean widen = widen_in_local (engine, b, M, panel_bytes, "SDCL_GEMM_LOCAL");
   const SdclArg args[] = {
     SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (sdcl_elem_off (a)),
     SDCL_ARG_LONG (lda), SDCL_ARG_LONG (a_batch),
@@ -921,13 +931,10 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
   /* f16 weights times a moderate number of rows on CPUs: each group widens
      its columns of the block into local memory (conv*_f16_local) instead
      of reading a widened copy of the whole weight made per call */
-  const SdclDeviceInfo *dev = sdcl_engine_device (x->engine);
   const gint lwn = CONV_WG_N * tile_n;
   const gsize lw_bytes = (gsize) kh * kw * per_block * lwn * sizeof (gfloat);
-  const gboolean local_w = w->dtype == SDCL_DTYPE_F16 && !dev->is_gpu
-                           && M <= CONV_LOCAL_MAX_ROWS && (M + GEMM_TM - 1) / GEMM_TM >= 3
-                           && lw_bytes <= dev->local_mem_bytes / 2
-                           && g_strcmp0 (g_getenv ("SDCL_CONV_LOCAL"), "0") != 0;
+  const gboolean local_w = M <= CONV_LOCAL_MAX_ROWS
+                           && widen_in_local (x->engine, w, M, lw_bytes, "SDCL_CONV_LOCAL");
   g_autoptr (SdclTensor) wk = local_w ? sdcl_tensor_view (w, w->ne, w->nb, 0, error)
                                       : weight_for_rows (w, Cin * kh * kw, ldw, M, error);
   if (!wk)
