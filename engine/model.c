@@ -662,6 +662,14 @@ sdcl_model_load_with_policy (SdclEngine *engine, const gchar *path, const gchar 
   return g_steal_pointer (&m);
 }
 
+/* The VAE halves among a model's parts. */
+static SdclVaeParts
+vae_halves (SdclModelParts parts)
+{
+  return (parts & SDCL_PART_VAE_ENCODER ? SDCL_VAE_ENCODER : 0)
+         | (parts & SDCL_PART_VAE_DECODER ? SDCL_VAE_DECODER : 0);
+}
+
 static SdclModelParts
 resident_parts (SdclModel *m)
 {
@@ -689,8 +697,7 @@ sdcl_model_acquire (SdclModel *m, SdclModelParts parts, GError **error)
   if (ok)
     {
       src.weights->engine = m->engine;
-      const SdclVaeParts halves = (missing & SDCL_PART_VAE_ENCODER ? SDCL_VAE_ENCODER : 0)
-                                  | (missing & SDCL_PART_VAE_DECODER ? SDCL_VAE_DECODER : 0);
+      const SdclVaeParts halves = vae_halves (missing);
       if (missing & SDCL_PART_TEXT_ENCODER)
         ok = (m->clip = sdcl_clip_load (src.weights, &src.clip, "text_encoder.", error)) != NULL;
       if (ok && (missing & SDCL_PART_UNET))
@@ -711,8 +718,7 @@ sdcl_model_done (SdclModel *m, SdclModelParts parts)
     g_clear_pointer (&m->clip, sdcl_clip_free);
   if (parts & SDCL_PART_UNET)
     g_clear_pointer (&m->unet, sdcl_unet_free);
-  sdcl_vae_release_parts (m->vae, (parts & SDCL_PART_VAE_ENCODER ? SDCL_VAE_ENCODER : 0)
-                                  | (parts & SDCL_PART_VAE_DECODER ? SDCL_VAE_DECODER : 0));
+  sdcl_vae_release_parts (m->vae, vae_halves (parts));
   /* the weights' buffers went to the pool like any other: out of the
      process now, and the last part's activations with them */
   sdcl_engine_trim (m->engine);
