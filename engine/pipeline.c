@@ -86,6 +86,7 @@ typedef struct
   guint               w, h, C;     /* latent */
   gsize               n;           /* latent floats of one image */
   gboolean            guided;      /* classifier-free guidance: batch of 2 */
+  gboolean            blend;       /* inpainting with a 4-channel UNet: latents blended */
   SdclTensor         *context;     /* [width, S, 1 or 2]: unconditional first */
   gfloat             *image;       /* init image [3][H][W] in [-1, 1] */
   gfloat             *mask;        /* [H][W] in [0, 1], as given (paste-back) */
@@ -605,9 +606,8 @@ start_image (Run *r, guint index, Draw *d, GError **error)
   d->x = g_new (gfloat, r->n);
   d->noise = g_new (gfloat, r->n);
   const gboolean full_strength = q->mode == SDCL_MODE_TXT2IMG || q->strength == 1.0;
-  const gboolean blend = q->mode == SDCL_MODE_INPAINT && r->unet_in != 9;
-
-  if (q->mode == SDCL_MODE_IMG2IMG || (q->mode == SDCL_MODE_INPAINT && (blend || !full_strength)))
+  if (q->mode == SDCL_MODE_IMG2IMG
+      || (q->mode == SDCL_MODE_INPAINT && (r->blend || !full_strength)))
     {
       d->image_latent = encode_sample (r, r->image, d->rng, error);
       if (!d->image_latent)
@@ -655,10 +655,9 @@ sample_image (Run *r, guint index, Draw *d, GError **error)
 {
   const SdclRequest *q = r->req;
   SdclTrace *trace = index == 0 ? r->trace : NULL;
-  const gboolean blend = q->mode == SDCL_MODE_INPAINT && r->unet_in != 9;
   const gfloat *masked = d->masked_latent ? d->masked_latent : r->masked_mean;
   g_autofree gfloat *x0 = g_new (gfloat, r->n);
-  g_autofree gfloat *proper = blend ? g_new (gfloat, r->n) : NULL;
+  g_autofree gfloat *proper = r->blend ? g_new (gfloat, r->n) : NULL;
   const guint steps = sdcl_scheduler_steps (d->s);
   const gsize plane = (gsize) r->w * r->h;
   for (guint i = d->first; i < steps; i++)
@@ -667,7 +666,7 @@ sample_image (Run *r, guint index, Draw *d, GError **error)
       if (!eps)
         return FALSE;
       sdcl_scheduler_step (d->s, i, eps, d->x, d->rng, x0, r->n);
-      if (blend)
+      if (r->blend)
         {
           /* keep the original, noised to the next step's level, outside the mask */
           sdcl_scheduler_add_noise (d->s, i + 1, d->image_latent, d->noise, proper, r->n);
@@ -787,6 +786,7 @@ sdcl_generate_traced (SdclModel *model, const SdclRequest *request, SdclProgress
   r.C = r.vc->latent_channels;
   r.n = (gsize) r.w * r.h * r.C;
   r.guided = request->cfg_scale > 1.0;
+  r.blend = request->mode == SDCL_MODE_INPAINT && r.unet_in != 9;
   if (trace)
     {
       sdcl_trace_clear (trace);
