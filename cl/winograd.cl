@@ -44,48 +44,67 @@
  * output channels starting at w_off (rows of ldw). U is [36][panels][Cin]
  * [16]: per position, panels of 16 columns, each K x 16 contiguous (see
  * b_panel in cl/gemm.cl). Launch: global (panels, Cin). */
+#define WINO_G6(g0, g1, g2, o0, o1, o2, o3, o4, o5)                          \
+  o0 = (g0) * 0.25f;                                                         \
+  o1 = ((g0) + (g1) + (g2)) * (-1.0f / 6.0f);                                \
+  o2 = ((g0) - (g1) + (g2)) * (-1.0f / 6.0f);                                \
+  o3 = (g0) * (1.0f / 24.0f) + (g1) * (1.0f / 12.0f) + (g2) * (1.0f / 6.0f); \
+  o4 = (g0) * (1.0f / 24.0f) - (g1) * (1.0f / 12.0f) + (g2) * (1.0f / 6.0f); \
+  o5 = (g2)
+
+/* Row i of U (6 positions) from a<i>0..2, stored. Named values, no arrays:
+ * PoCL keeps arrays of a work-group's work-items in memory. */
+#define WINO_WEIGHT_ROW(i)                                                   \
+  {                                                                          \
+    float8 o0, o1, o2, o3, o4, o5;                                           \
+    WINO_G6 (a##i##0, a##i##1, a##i##2, o0, o1, o2, o3, o4, o5);             \
+    vstore8 (o0, 0, dst + (i * 6 + 0) * plane);                              \
+    vstore8 (o1, 0, dst + (i * 6 + 1) * plane);                              \
+    vstore8 (o2, 0, dst + (i * 6 + 2) * plane);                              \
+    vstore8 (o3, 0, dst + (i * 6 + 3) * plane);                              \
+    vstore8 (o4, 0, dst + (i * 6 + 4) * plane);                              \
+    vstore8 (o5, 0, dst + (i * 6 + 5) * plane);                              \
+  }
+
 #define WINO_WEIGHT_BODY(LOAD8)                                              \
   const int pn = get_global_id (0), ci = get_global_id (1);                  \
   if (pn >= panels || ci >= Cin)                                             \
     return;                                                                  \
+  const long plane = (long) Cin * panels * 16;                               \
   for (int hv = 0; hv < 2; hv++)                                             \
     {                                                                        \
-      float8 g[3][3];                                                        \
-      for (int t = 0; t < 9; t++)                                            \
-        g[t / 3][t % 3] = LOAD8 (0, w + w_off + ((long) t * Cin + ci) * ldw  \
-                                    + pn * 16 + hv * 8);                     \
-      float8 a[6][3];                                                        \
-      for (int kx = 0; kx < 3; kx++)                                         \
-        {                                                                    \
-          float8 o[6];                                                       \
-          WINO_G (g[0][kx], g[1][kx], g[2][kx], o);                          \
-          for (int i = 0; i < 6; i++)                                        \
-            a[i][kx] = o[i];                                                 \
-        }                                                                    \
-      const long plane = (long) Cin * panels * 16;                           \
+      const global TYPE *src = w + w_off + (long) ci * ldw + pn * 16 + hv * 8; \
+      const long tap = (long) Cin * ldw;                                     \
+      float8 a00, a10, a20, a30, a40, a50, a01, a11, a21, a31, a41, a51,     \
+             a02, a12, a22, a32, a42, a52;                                   \
+      WINO_G6 (LOAD8 (0, src), LOAD8 (0, src + 3 * tap), LOAD8 (0, src + 6 * tap), \
+               a00, a10, a20, a30, a40, a50);                                \
+      WINO_G6 (LOAD8 (0, src + tap), LOAD8 (0, src + 4 * tap),               \
+               LOAD8 (0, src + 7 * tap), a01, a11, a21, a31, a41, a51);      \
+      WINO_G6 (LOAD8 (0, src + 2 * tap), LOAD8 (0, src + 5 * tap),           \
+               LOAD8 (0, src + 8 * tap), a02, a12, a22, a32, a42, a52);      \
       global float *dst = u + ((long) pn * Cin + ci) * 16 + hv * 8;          \
-      for (int i = 0; i < 6; i++)                                            \
-        {                                                                    \
-          float8 o[6];                                                       \
-          WINO_G (a[i][0], a[i][1], a[i][2], o);                             \
-          for (int j = 0; j < 6; j++)                                        \
-            vstore8 (o[j], 0, dst + (i * 6 + j) * plane);                    \
-        }                                                                    \
+      WINO_WEIGHT_ROW (0) WINO_WEIGHT_ROW (1) WINO_WEIGHT_ROW (2)            \
+      WINO_WEIGHT_ROW (3) WINO_WEIGHT_ROW (4) WINO_WEIGHT_ROW (5)            \
     }
 
 #define WINO_LOAD_F32(i, p) (p)[i]
 
+#define TYPE float
 kernel void wino_weight_f32 (global const float *w, ulong w_off, long ldw, int Cin,
                              int panels, global float *u)
 {
   WINO_WEIGHT_BODY (vload8);
 }
+#undef TYPE
 
+#define TYPE half
 kernel void wino_weight_f16 (global const half *w, ulong w_off, long ldw, int Cin,
                              int panels, global float *u)
 {
   WINO_WEIGHT_BODY (vload_half8);
 }
+#undef TYPE
 
 /* Bᵀ applied on one side: 6 -> 6 */
 #define WINO_BT(d, o, s)                                                     \
