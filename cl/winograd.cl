@@ -106,20 +106,81 @@ kernel void wino_weight_f16 (global const half *w, ulong w_off, long ldw, int Ci
 }
 #undef TYPE
 
-/* Bᵀ applied on one side: 6 -> 6 */
-#define WINO_BT(d, o, s)                                                     \
+/* Bᵀ applied on one side: d0..d5 -> o0..o5 (named values) */
+#define WINO_BT6(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)             \
+  o0 = 4.0f * (d0) - 5.0f * (d2) + (d4);                                     \
+  o1 = -4.0f * ((d1) + (d2)) + (d3) + (d4);                                  \
+  o2 = 4.0f * ((d1) - (d2)) - (d3) + (d4);                                   \
+  o3 = 2.0f * ((d3) - (d1)) - (d2) + (d4);                                   \
+  o4 = 2.0f * ((d1) - (d3)) - (d2) + (d4);                                   \
+  o5 = 4.0f * (d1) - 5.0f * (d3) + (d5)
+
+/* The 8 channels c0 .. c0+7 of pixel (iy, ix) as one float8, zero outside
+ * the image and past C. */
+#define WINO_LANE(LOAD, at, c) ((c) < nc ? LOAD ((at) + (c) * s2, x) : 0.0f)
+#define WINO_PIXEL(LOAD, iy, ix)                                             \
+  ((iy) >= 0 && (iy) < H && (ix) >= 0 && (ix) < W                            \
+   ? wino_gather_at (LOAD, base + (long) (ix) * s0 + (long) (iy) * s1)      \
+   : (float8) (0.0f))
+#define wino_gather_at(LOAD, at)                                             \
+  (nc == 8 ? (float8) (LOAD ((at), x), LOAD ((at) + s2, x), LOAD ((at) + 2 * s2, x), \
+                       LOAD ((at) + 3 * s2, x), LOAD ((at) + 4 * s2, x),     \
+                       LOAD ((at) + 5 * s2, x), LOAD ((at) + 6 * s2, x),     \
+                       LOAD ((at) + 7 * s2, x))                              \
+   : wino_gather_nc (LOAD, at))
+#define wino_gather_nc(LOAD, at)                                             \
+  (float8) (WINO_LANE (LOAD, at, 0), WINO_LANE (LOAD, at, 1),                \
+            WINO_LANE (LOAD, at, 2), WINO_LANE (LOAD, at, 3),                \
+            WINO_LANE (LOAD, at, 4), WINO_LANE (LOAD, at, 5),                \
+            WINO_LANE (LOAD, at, 6), WINO_LANE (LOAD, at, 7))
+
+/* Input row k of the tile, transformed along x: t<k>0 .. t<k>5. */
+#define WINO_INPUT_ROW(LOAD, k)                                              \
+  float8 t##k##0, t##k##1, t##k##2, t##k##3, t##k##4, t##k##5;               \
+  {                                                                          \
+    const int iy = iy0 + k;                                                  \
+    WINO_BT6 (WINO_PIXEL (LOAD, iy, ix0), WINO_PIXEL (LOAD, iy, ix0 + 1),    \
+              WINO_PIXEL (LOAD, iy, ix0 + 2), WINO_PIXEL (LOAD, iy, ix0 + 3), \
+              WINO_PIXEL (LOAD, iy, ix0 + 4), WINO_PIXEL (LOAD, iy, ix0 + 5), \
+              t##k##0, t##k##1, t##k##2, t##k##3, t##k##4, t##k##5);         \
+  }
+
+/* Stores the nc channels of o at p. */
+#define WINO_STORE_NC(o, p)                                                  \
   do {                                                                       \
-    o[0 * s] = 4.0f * d[0] - 5.0f * d[2] + d[4];                             \
-    o[1 * s] = -4.0f * (d[1] + d[2]) + d[3] + d[4];                          \
-    o[2 * s] = 4.0f * (d[1] - d[2]) - d[3] + d[4];                           \
-    o[3 * s] = 2.0f * (d[3] - d[1]) - d[2] + d[4];                           \
-    o[4 * s] = 2.0f * (d[1] - d[3]) - d[2] + d[4];                           \
-    o[5 * s] = 4.0f * d[1] - 5.0f * d[3] + d[5];                             \
+    global float *q_ = (p);                                                  \
+    if (nc == 8)                                                             \
+      vstore8 ((o), 0, q_);                                                  \
+    else                                                                     \
+      {                                                                      \
+        q_[0] = (o).s0;                                                      \
+        if (nc > 1) q_[1] = (o).s1;                                          \
+        if (nc > 2) q_[2] = (o).s2;                                          \
+        if (nc > 3) q_[3] = (o).s3;                                          \
+        if (nc > 4) q_[4] = (o).s4;                                          \
+        if (nc > 5) q_[5] = (o).s5;                                          \
+        if (nc > 6) q_[6] = (o).s6;                                          \
+      }                                                                      \
   } while (0)
+
+/* Column j: V[i·6 + j] for the six i. */
+#define WINO_INPUT_COL(j)                                                    \
+  {                                                                          \
+    float8 o0, o1, o2, o3, o4, o5;                                           \
+    WINO_BT6 (t0##j, t1##j, t2##j, t3##j, t4##j, t5##j, o0, o1, o2, o3, o4, o5); \
+    WINO_STORE_NC (o0, dst + (0 * 6 + j) * plane);                           \
+    WINO_STORE_NC (o1, dst + (1 * 6 + j) * plane);                           \
+    WINO_STORE_NC (o2, dst + (2 * 6 + j) * plane);                           \
+    WINO_STORE_NC (o3, dst + (3 * 6 + j) * plane);                           \
+    WINO_STORE_NC (o4, dst + (4 * 6 + j) * plane);                           \
+    WINO_STORE_NC (o5, dst + (5 * 6 + j) * plane);                           \
+  }
 
 /* x [W, H, C, N] with any strides (elements), zero outside the image
  * (pad pixels before the first row and column). Work-item (8 channels,
- * tx, tile row r0 + r). Launch: global (ceil(C/8), tiles_w, rows). */
+ * tx, tile row r0 + r). Launch: global (ceil(C/8), tiles_w, rows). All
+ * values are named, not arrays: PoCL keeps a work-item's arrays indexed
+ * by loop counters in memory. */
 #define WINO_INPUT_BODY(LOAD)                                                \
   const int c0 = get_global_id (0) * 8, tx = get_global_id (1);              \
   const int r = r0 + get_global_id (2);                                      \
@@ -128,52 +189,14 @@ kernel void wino_weight_f16 (global const half *w, ulong w_off, long ldw, int Ci
   const int n = r / tiles_h, ty = r - n * tiles_h;                           \
   const int iy0 = ty * 4 - pad, ix0 = tx * 4 - pad;                          \
   const int nc = min (8, C - c0);                                            \
-  float8 d[6][6];                                                            \
-  for (int i = 0; i < 6; i++)                                                \
-    for (int j = 0; j < 6; j++)                                              \
-      {                                                                      \
-        const int iy = iy0 + i, ix = ix0 + j;                                \
-        float t[8];                                                          \
-        if (iy >= 0 && iy < H && ix >= 0 && ix < W)                          \
-          {                                                                  \
-            const long at = x_off + (long) ix * s0 + (long) iy * s1          \
-                            + (long) c0 * s2 + (long) n * s3;                \
-            for (int c = 0; c < 8; c++)                                      \
-              t[c] = c < nc ? LOAD (at + c * s2, x) : 0.0f;                  \
-          }                                                                  \
-        else                                                                 \
-          for (int c = 0; c < 8; c++)                                        \
-            t[c] = 0.0f;                                                     \
-        d[i][j] = vload8 (0, t);                                             \
-      }                                                                      \
-  /* rows: e[i][j] = (Bᵀ d)[i][j], then columns: v = e B */                  \
-  float8 e[6][6];                                                            \
-  for (int j = 0; j < 6; j++)                                                \
-    {                                                                        \
-      float8 col[6] = { d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j] }; \
-      WINO_BT (col, (&e[0][j]), 6);                                          \
-    }                                                                        \
+  const long base = x_off + (long) c0 * s2 + (long) n * s3;                  \
+  WINO_INPUT_ROW (LOAD, 0) WINO_INPUT_ROW (LOAD, 1) WINO_INPUT_ROW (LOAD, 2) \
+  WINO_INPUT_ROW (LOAD, 3) WINO_INPUT_ROW (LOAD, 4) WINO_INPUT_ROW (LOAD, 5) \
   const long t_idx = (long) (r - r0) * tiles_w + tx;                         \
   const long plane = (long) tiles * C;                                       \
   global float *dst = v + t_idx * C + c0;                                    \
-  for (int i = 0; i < 6; i++)                                                \
-    {                                                                        \
-      float8 o[6];                                                           \
-      WINO_BT (e[i], o, 1);                                                  \
-      for (int j = 0; j < 6; j++)                                            \
-        {                                                                    \
-          global float *p = dst + (i * 6 + j) * plane;                       \
-          if (nc == 8)                                                       \
-            vstore8 (o[j], 0, p);                                            \
-          else                                                               \
-            {                                                                \
-              float t[8];                                                    \
-              vstore8 (o[j], 0, t);                                          \
-              for (int c = 0; c < nc; c++)                                   \
-                p[c] = t[c];                                                 \
-            }                                                                \
-        }                                                                    \
-    }
+  WINO_INPUT_COL (0) WINO_INPUT_COL (1) WINO_INPUT_COL (2)                   \
+  WINO_INPUT_COL (3) WINO_INPUT_COL (4) WINO_INPUT_COL (5)
 
 #define WINO_INPUT_ARGS(T)                                                   \
   global const T *x, ulong x_off, long s0, long s1, long s2, long s3,        \
@@ -183,16 +206,55 @@ kernel void wino_weight_f16 (global const half *w, ulong w_off, long ldw, int Ci
 kernel void wino_input_f32 (WINO_INPUT_ARGS (float)) { WINO_INPUT_BODY (WINO_LOAD_F32); }
 kernel void wino_input_f16 (WINO_INPUT_ARGS (half))  { WINO_INPUT_BODY (vload_half); }
 
-/* Aᵀ applied on one side: 6 -> 4 */
-#define WINO_AT(m, o, s)                                                     \
-  do {                                                                       \
-    const float8 p12_ = m[1] + m[2], m12_ = m[1] - m[2];                     \
-    const float8 p34_ = m[3] + m[4], m34_ = m[3] - m[4];                     \
-    o[0 * s] = m[0] + p12_ + p34_;                                           \
-    o[1 * s] = m12_ + 2.0f * m34_;                                           \
-    o[2 * s] = p12_ + 4.0f * p34_;                                           \
-    o[3 * s] = m12_ + 8.0f * m34_ + m[5];                                    \
-  } while (0)
+/* Aᵀ applied on one side: m0..m5 -> o0..o3 (named values) */
+#define WINO_AT4(m0, m1, m2, m3, m4, m5, o0, o1, o2, o3)                     \
+  {                                                                          \
+    const float8 p12_ = (m1) + (m2), m12_ = (m1) - (m2);                     \
+    const float8 p34_ = (m3) + (m4), m34_ = (m3) - (m4);                     \
+    o0 = (m0) + p12_ + p34_;                                                 \
+    o1 = m12_ + 2.0f * m34_;                                                 \
+    o2 = p12_ + 4.0f * p34_;                                                 \
+    o3 = m12_ + 8.0f * m34_ + (m5);                                          \
+  }
+
+/* Column j of M, transformed along y: e0<j> .. e3<j>. */
+#define WINO_OUTPUT_COL(j)                                                   \
+  float8 e0##j, e1##j, e2##j, e3##j;                                         \
+  WINO_AT4 (vload8 (0, src + (0 * 6 + j) * plane),                           \
+            vload8 (0, src + (1 * 6 + j) * plane),                           \
+            vload8 (0, src + (2 * 6 + j) * plane),                           \
+            vload8 (0, src + (3 * 6 + j) * plane),                           \
+            vload8 (0, src + (4 * 6 + j) * plane),                           \
+            vload8 (0, src + (5 * 6 + j) * plane), e0##j, e1##j, e2##j, e3##j)
+
+/* Output channel c (lane sc) of the row's four pixels. */
+#define WINO_OUTPUT_CH(c, sc)                                                \
+  if (c < nc)                                                                \
+    {                                                                        \
+      global float *p_ = row + (long) c * HoWo;                              \
+      if (nx == 4)                                                           \
+        vstore4 ((float4) (o0.sc, o1.sc, o2.sc, o3.sc), 0, p_);              \
+      else                                                                   \
+        {                                                                    \
+          p_[0] = o0.sc;                                                     \
+          if (nx > 1) p_[1] = o1.sc;                                         \
+          if (nx > 2) p_[2] = o2.sc;                                         \
+        }                                                                    \
+    }
+
+/* Output row k of the tile: e<k>0..5 along x, plus the bias, stored. */
+#define WINO_OUTPUT_ROW(k)                                                   \
+  if (oy0 + k < Ho)                                                          \
+    {                                                                        \
+      float8 o0, o1, o2, o3;                                                 \
+      WINO_AT4 (e##k##0, e##k##1, e##k##2, e##k##3, e##k##4, e##k##5,        \
+                o0, o1, o2, o3);                                             \
+      o0 += b; o1 += b; o2 += b; o3 += b;                                    \
+      global float *row = dst + (long) (oy0 + k) * Wo + ox0;                 \
+      WINO_OUTPUT_CH (0, s0) WINO_OUTPUT_CH (1, s1) WINO_OUTPUT_CH (2, s2)   \
+      WINO_OUTPUT_CH (3, s3) WINO_OUTPUT_CH (4, s4) WINO_OUTPUT_CH (5, s5)   \
+      WINO_OUTPUT_CH (6, s6) WINO_OUTPUT_CH (7, s7)                          \
+    }
 
 /* M [36][tiles][ldm] -> Cout channels of y [Wo, Ho, Ctot, N] (contiguous; y_off
  * the first channel's plane), plus the bias (bias_off the same channel's).
@@ -212,42 +274,18 @@ kernel void wino_output (global const float *m, long ldm, int tiles,
   const long t_idx = (long) (r - r0) * tiles_w + tx;
   const long plane = (long) tiles * ldm;
   const global float *src = m + t_idx * ldm + c0;
-  /* columns first: e[ky][j] = (Aᵀ m)[ky][j], then each row of e by A */
-  float8 e[4][6];
-  for (int j = 0; j < 6; j++)
-    {
-      float8 col[6];
-      for (int i = 0; i < 6; i++)
-        col[i] = vload8 (0, src + (i * 6 + j) * plane);
-      WINO_AT (col, (&e[0][j]), 6);
-    }
-  float8 b = 0.0f;
+  /* columns first, then each row by A */
+  WINO_OUTPUT_COL (0); WINO_OUTPUT_COL (1); WINO_OUTPUT_COL (2);
+  WINO_OUTPUT_COL (3); WINO_OUTPUT_COL (4); WINO_OUTPUT_COL (5);
   const int nc = min (8, Cout - c0);
-  if (has_bias)
-    {
-      float t[8];
-      for (int c = 0; c < 8; c++)
-        t[c] = c < nc ? bias[bias_off + c0 + c] : 0.0f;
-      b = vload8 (0, t);
-    }
+  const global float *bb = bias + bias_off + c0;
+  const float8 b = !has_bias ? (float8) (0.0f)
+                 : nc == 8 ? vload8 (0, bb)
+                 : (float8) (bb[0], nc > 1 ? bb[1] : 0.0f, nc > 2 ? bb[2] : 0.0f,
+                             nc > 3 ? bb[3] : 0.0f, nc > 4 ? bb[4] : 0.0f,
+                             nc > 5 ? bb[5] : 0.0f, nc > 6 ? bb[6] : 0.0f, 0.0f);
   const long HoWo = (long) Ho * Wo;
   global float *dst = y + y_off + ((long) n * Ctot + c0) * HoWo;
-  const int oy0 = ty * 4, ox0 = tx * 4;
-  for (int k = 0; k < 4; k++)
-    {
-      if (oy0 + k >= Ho)
-        break;
-      float8 o[4];
-      WINO_AT (e[k], o, 1);
-      float t[4][8];
-      for (int j = 0; j < 4; j++)
-        vstore8 (o[j] + b, 0, t[j]);
-      const int nx = min (4, Wo - ox0);
-      for (int c = 0; c < nc; c++)
-        {
-          global float *p = dst + c * HoWo + (long) (oy0 + k) * Wo + ox0;
-          for (int j = 0; j < nx; j++)
-            p[j] = t[j][c];
-        }
-    }
+  const int oy0 = ty * 4, ox0 = tx * 4, nx = min (4, Wo - ox0);
+  WINO_OUTPUT_ROW (0) WINO_OUTPUT_ROW (1) WINO_OUTPUT_ROW (2) WINO_OUTPUT_ROW (3)
 }
