@@ -70,3 +70,192 @@ kernel void attention_f32 (global const float *q, ulong q_off, long q_row, long 
   for (int d = 0; d < D4; d++)
     vstore4 (acc[d] * inv, d, op);
 }
+
+/* ---- CPUs with 16-wide vectors (AVX-512): the same recurrence, register
+ * tiled like cl/gemm.cl ------------------------------------------------------
+ *
+ * A work-item owns FA_TQ = 6 query rows of one head and walks the keys in
+ * blocks of FA_KB = 32: S = Q·Kᵀ for the block (6 rows x two float16 of
+ * keys, the GEMM's K loop over the head dimension), the online softmax
+ * update (scale·log2 e folded into the scores, a polynomial exp2, the
+ * running sums rescaled only when a row's maximum grows), the
+ * probabilities written to a small private buffer, then O += P·V with one
+ * float16 of V per 16 head dimensions (at most 3: D <= 48) and P broadcast
+ * from that buffer. The scores never leave the core's L1, where the block
+ * path (GEMM, softmax, GEMM) writes and rereads a 16 MiB block of them.
+ * Tried and slower on PoCL (Xeon, 2 cores): 4 rows per work-item (as fast
+ * as the block path), blocks of 48 keys (registers spill in the K loop).
+ *
+ * K and V come packed as sdcl_matmul_pack makes them for the GEMM: kp in
+ * panels of 16 keys, each D x 16 contiguous (batch stride kp_batch); vp in
+ * panels of 16 head dimensions, each Skv x 16 contiguous (vp_batch). Both
+ * are zero past Skv and D. q and o are one head's columns (offsets include
+ * the head), rows of q_row / o_row, batches of q_batch / o_batch.
+ * Launch: global (ceil(Sq / 6) rounded up to the group, 1, B), any group
+ * along dimension 0.
+ */
+#if SDCL_GEMM_VW == 16
+#define FA_TQ 6
+#define FA_KB 32
+
+#if defined (FP_FAST_FMAF) || defined (__FMA__) || defined (__ARM_FEATURE_FMA) || SDCL_IS_GPU
+#define FA_FMA(a, b, c) fma ((a), (b), (c))
+#else
+#define FA_FMA(a, b, c) mad ((a), (b), (c))
+#endif
+
+/* max without fmax's NaN rules, which cost several instructions per
+ * step on x86 (NaN scores give NaN through the exp anyway) */
+#define FA_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+inline float fa_hmax (float16 v)
+{
+  const float8 a = FA_MAX (v.lo, v.hi);
+  const float4 b = FA_MAX (a.lo, a.hi);
+  const float2 c = FA_MAX (b.lo, b.hi);
+  return FA_MAX (c.x, c.y);
+}
+
+inline float fa_hsum (float16 v)
+{
+  const float8 a = v.lo + v.hi;
+  const float4 b = a.lo + a.hi;
+  const float2 c = b.lo + b.hi;
+  return c.x + c.y;
+}
+
+/* 2^x for x <= 0 (scores minus their running max), clamped at -127 where
+ * the result is 0 in float anyway: 2^n · 2^f, f in [-0.5, 0.5], with 2^f a
+ * degree-6 polynomial (relative error 2e-9 before rounding). PoCL's
+ * library exp2 handles the whole range and costs several times as much. */
+inline float16 fa_exp2 (float16 y)
+{
+  y = FA_MAX (y, (float16) (-127.0f));
+  /* round to nearest through the float format (|y| < 2^22) */
+  const float16 n = (y + 12582912.0f) - 12582912.0f, f = y - n;
+  float16 p = 1.533757683e-04f;
+  p = FA_FMA (p, f, 1.339986036e-03f);
+  p = FA_FMA (p, f, 9.618519534e-03f);
+  p = FA_FMA (p, f, 5.550328998e-02f);
+  p = FA_FMA (p, f, 2.402264661e-01f);
+  p = FA_FMA (p, f, 6.931472056e-01f);
+  p = FA_FMA (p, f, 1.000000001e+00f);
+  return p * as_float16 ((convert_int16 (n) + 127) << 23);
+}
+
+/* Row r's scores of the block: scaled, masked past the keys, then the
+ * running max, the rescale of the row's sum and output, and its
+ * probabilities into pb[r]. */
+#define FA_SOFTMAX_ROW(r)                                                    \
+  {                                                                          \
+    s##r##a = select (s##r##a * scale, (float16) (-INFINITY), mask_a);       \
+    s##r##b = select (s##r##b * scale, (float16) (-INFINITY), mask_b);       \
+    const float mn = FA_MAX (m##r, fa_hmax (FA_MAX (s##r##a, s##r##b)));     \
+    if (mn > m##r)                                                           \
+      {                                                                      \
+        /* a new maximum: rescale what was summed (0 on the first block) */  \
+        const float corr = exp2 (m##r - mn);                                 \
+        l##r *= corr; o##r##a *= corr; o##r##b *= corr; o##r##c *= corr;     \
+        m##r = mn;                                                           \
+      }                                                                      \
+    const float16 pa = fa_exp2 (s##r##a - mn), pb_ = fa_exp2 (s##r##b - mn); \
+    l##r += pa + pb_;                                                        \
+    vstore16 (pa, 0, pb + r * FA_KB);                                        \
+    vstore16 (pb_, 0, pb + r * FA_KB + 16);                                  \
+  }
+
+#define FA_QK_ROW(r)                                                         \
+  {                                                                          \
+    const float16 a_ = (float16) (q##r[d]);                                  \
+    s##r##a = FA_FMA (a_, k0, s##r##a);                                      \
+    s##r##b = FA_FMA (a_, k1, s##r##b);                                      \
+  }
+
+#define FA_PV_ROW(r)                                                         \
+  {                                                                          \
+    const float16 p_ = (float16) (pb[r * FA_KB + j]);                        \
+    o##r##a = FA_FMA (p_, v0, o##r##a);                                      \
+    o##r##b = FA_FMA (p_, v1, o##r##b);                                      \
+    o##r##c = FA_FMA (p_, v2, o##r##c);                                      \
+  }
+
+/* Stores the D values of row r (if it exists), divided by its sum. */
+#define FA_STORE_ROW(r)                                                      \
+  if (i0 + r < Sq)                                                           \
+    {                                                                        \
+      const float inv = 1.0f / fa_hsum (l##r);                               \
+      global float *dst = ob + (long) (i0 + r) * o_row;                      \
+      float t[48];                                                           \
+      vstore16 (o##r##a * inv, 0, t);                                        \
+      vstore16 (o##r##b * inv, 0, t + 16);                                   \
+      vstore16 (o##r##c * inv, 0, t + 32);                                   \
+      for (int d = 0; d < D; d++)                                            \
+        dst[d] = t[d];                                                       \
+    }
+
+kernel void attention_flash16 (global const float *q, ulong q_off, long q_row, long q_batch,
+                               global const float *kp, ulong kp_off, long kp_batch,
+                               global const float *vp, ulong vp_off, long vp_batch,
+                               global float *o, ulong o_off, long o_row, long o_batch,
+                               int Sq, int Skv, int D, float scale)
+{
+  const int i0 = get_global_id (0) * FA_TQ, b = get_global_id (2);
+  if (i0 >= Sq)
+    return;
+  /* rows past Sq repeat the last (computed, never stored) */
+  const global float *qb = q + q_off + b * q_batch;
+  const global float *q0 = qb + (long) i0 * q_row;
+  const global float *q1 = qb + (long) min (i0 + 1, Sq - 1) * q_row;
+  const global float *q2 = qb + (long) min (i0 + 2, Sq - 1) * q_row;
+  const global float *q3 = qb + (long) min (i0 + 3, Sq - 1) * q_row;
+  const global float *q4 = qb + (long) min (i0 + 4, Sq - 1) * q_row;
+  const global float *q5 = qb + (long) min (i0 + 5, Sq - 1) * q_row;
+  const global float *kb = kp + kp_off + b * kp_batch;
+  const global float *vb = vp + vp_off + b * vp_batch;
+  /* V's panels of 16 head dimensions; missing ones read the first (their
+   * sums are computed, never stored) */
+  const long vpanel = (long) Skv * 16;
+  const long v1_off = D > 16 ? vpanel : 0, v2_off = D > 32 ? 2 * vpanel : 0;
+  const float16 lane = (float16) (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+  float16 o0a = 0.0f, o0b = 0.0f, o0c = 0.0f, o1a = 0.0f, o1b = 0.0f, o1c = 0.0f;
+  float16 o2a = 0.0f, o2b = 0.0f, o2c = 0.0f, o3a = 0.0f, o3b = 0.0f, o3c = 0.0f;
+  float16 o4a = 0.0f, o4b = 0.0f, o4c = 0.0f, o5a = 0.0f, o5b = 0.0f, o5c = 0.0f;
+  float16 l0 = 0.0f, l1 = 0.0f, l2 = 0.0f, l3 = 0.0f, l4 = 0.0f, l5 = 0.0f;
+  float m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
+  float m4 = -INFINITY, m5 = -INFINITY;
+  float pb[FA_TQ * FA_KB];
+
+  for (int j0 = 0; j0 < Skv; j0 += FA_KB)
+    {
+      /* the block's two panels of 16 keys; a missing second one reads the
+       * first (masked) */
+      const int nb = min (FA_KB, Skv - j0);
+      const global float *k0p = kb + (long) j0 * D;
+      const global float *k1p = nb > 16 ? k0p + 16 * D : k0p;
+      float16 s0a = 0.0f, s0b = 0.0f, s1a = 0.0f, s1b = 0.0f;
+      float16 s2a = 0.0f, s2b = 0.0f, s3a = 0.0f, s3b = 0.0f;
+      float16 s4a = 0.0f, s4b = 0.0f, s5a = 0.0f, s5b = 0.0f;
+      for (int d = 0; d < D; d++)
+        {
+          const float16 k0 = vload16 (0, k0p + d * 16), k1 = vload16 (0, k1p + d * 16);
+          FA_QK_ROW (0) FA_QK_ROW (1) FA_QK_ROW (2) FA_QK_ROW (3) FA_QK_ROW (4) FA_QK_ROW (5)
+        }
+      const int16 mask_a = lane >= (float16) (nb), mask_b = lane + 16.0f >= (float16) (nb);
+      FA_SOFTMAX_ROW (0) FA_SOFTMAX_ROW (1) FA_SOFTMAX_ROW (2)
+      FA_SOFTMAX_ROW (3) FA_SOFTMAX_ROW (4) FA_SOFTMAX_ROW (5)
+      const global float *vr = vb + (long) j0 * 16;
+      for (int j = 0; j < nb; j++, vr += 16)
+        {
+          const float16 v0 = vload16 (0, vr), v1 = vload16 (0, vr + v1_off);
+          const float16 v2 = vload16 (0, vr + v2_off);
+          FA_PV_ROW (0) FA_PV_ROW (1) FA_PV_ROW (2)
+          FA_PV_ROW (3) FA_PV_ROW (4) FA_PV_ROW (5)
+        }
+    }
+
+  global float *ob = o + o_off + b * o_batch;
+  FA_STORE_ROW (0) FA_STORE_ROW (1) FA_STORE_ROW (2)
+  FA_STORE_ROW (3) FA_STORE_ROW (4) FA_STORE_ROW (5)
+}
+#endif

@@ -498,8 +498,10 @@ sdcl_softmax (const SdclTensor *x, GError **error)
 /* Which attention path runs: on GPUs the single kernel (no score matrix
  * in memory); on CPUs blocks of queries through the GEMM kernel and a
  * row softmax, which PoCL runs 3-6 times faster (bench-ops: 4096 tokens,
- * 8 heads x 40: 5.2 s -> 0.85 s). SDCL_ATTENTION=kernel or =blocks forces
- * one (tests use it to check both). */
+ * 8 heads x 40: 5.2 s -> 0.85 s), or, where the vectors are 16 wide and
+ * heads at most 48 dimensions (SD 1.x's 64x64 level), attention_flash16.
+ * SDCL_ATTENTION=kernel, =blocks or =flash forces one (tests use it to
+ * check each; flash falls back to blocks where it does not apply). */
 static gboolean
 use_attention_kernel (SdclEngine *engine)
 {
@@ -509,6 +511,21 @@ use_attention_kernel (SdclEngine *engine)
   if (force && g_str_equal (force, "blocks"))
     return FALSE;
   return sdcl_engine_device (engine)->is_gpu;
+}
+
+/* attention_flash16 (cl/attention.cl): query rows per work-item, and the
+ * widest head it holds in registers */
+#define FLASH_TQ    6
+#define FLASH_MAX_D 48
+
+static gboolean
+use_flash (SdclEngine *engine, gint64 D)
+{
+  const gchar *force = g_getenv ("SDCL_ATTENTION");
+  if (force && g_str_equal (force, "blocks"))
+    return FALSE;
+  return !sdcl_engine_device (engine)->is_gpu && sdcl_engine_gemm_width (engine) == 16
+         && D <= FLASH_MAX_D;
 }
 
 /* Attention through matmul (used for CPUs, and for head dimensions the
@@ -529,6 +546,7 @@ attention_by_matmul (const SdclTensor *q, const SdclTensor *k, const SdclTensor 
     return NULL;
   const gint64 block = MAX (1, MIN (Sq, (16 << 20) / (gint64) (sizeof (gfloat) * Skv * B)));
   const gfloat scale = 1.0 / sqrt ((double) D);
+  const gboolean flash = use_flash (q->engine, D);
   for (gint h = 0; h < heads; h++)
     {
       /* each head's keys (transposed) and values packed once for all blocks */
@@ -540,6 +558,24 @@ attention_by_matmul (const SdclTensor *q, const SdclTensor *k, const SdclTensor 
       g_autoptr (SdclTensor) vp = kp ? sdcl_matmul_pack (vh, FALSE, error) : NULL;
       if (!vp)
         return NULL;
+      if (flash)
+        {
+          const gsize local[3] = { 8, 1, 1 };
+          const gsize global[3] = { sdcl_round_up ((Sq + FLASH_TQ - 1) / FLASH_TQ, local[0]), 1, B };
+          if (!SDCL_LAUNCH (q->engine, "attention_flash16", 3, global, local, error,
+                            SDCL_ARG_MEM (q->mem), SDCL_ARG_ULONG (sdcl_elem_off (q) + h * D),
+                            SDCL_ARG_LONG (q->nb[1] / 4), SDCL_ARG_LONG (q->nb[2] / 4),
+                            SDCL_ARG_MEM (kp->mem), SDCL_ARG_ULONG (sdcl_elem_off (kp)),
+                            SDCL_ARG_LONG (kp->nb[3] / 4),
+                            SDCL_ARG_MEM (vp->mem), SDCL_ARG_ULONG (sdcl_elem_off (vp)),
+                            SDCL_ARG_LONG (vp->nb[3] / 4),
+                            SDCL_ARG_MEM (o->mem), SDCL_ARG_ULONG (sdcl_elem_off (o) + h * D),
+                            SDCL_ARG_LONG (o->nb[1] / 4), SDCL_ARG_LONG (o->nb[2] / 4),
+                            SDCL_ARG_INT (Sq), SDCL_ARG_INT (Skv), SDCL_ARG_INT (D),
+                            SDCL_ARG_FLOAT (scale * M_LOG2E)))
+            return NULL;
+          continue;
+        }
       for (gint64 r = 0; r < Sq; r += block)
         {
           const gint64 n = MIN (block, Sq - r), q_ne[4] = { D, n, B, 1 }, s_ne[4] = { Skv, n, B, 1 };

@@ -307,7 +307,7 @@ typedef struct
 
 /* Both attention paths: the single kernel (GPUs) and query blocks through
  * matmul and softmax (CPUs); see use_attention_kernel() in ops.c. */
-static const gchar *attention_paths[] = { "kernel", "blocks" };
+static const gchar *attention_paths[] = { "kernel", "blocks", "flash" };
 
 static void
 run_attention (gconstpointer data)
