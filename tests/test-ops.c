@@ -453,6 +453,72 @@ seeded_f16 (guint32 seed, gsize n, gfloat scale)
   return w;
 }
 
+/* Attention on odd shapes, against a double-precision product here: query
+ * counts that are not multiples of the fused kernel's 6 rows, key counts
+ * around its blocks of 32 (and its panels of 16), head sizes from 8 to 48
+ * (one to three vectors of V), two batches. Every path that applies to the
+ * device runs (attention_flash16 only where vectors are 16 wide). */
+static void
+test_attention_shapes (void)
+{
+  static const gint shapes[][4] = {   /* queries, keys, heads, head dim */
+    { 7, 5, 2, 8 }, { 13, 17, 1, 16 }, { 20, 33, 3, 24 }, { 37, 64, 2, 44 },
+    { 6, 31, 1, 48 }, { 50, 100, 2, 40 }, { 1, 1, 1, 12 },
+  };
+  g_autoptr (GError) error = NULL;
+  for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
+    {
+      const gint Sq = shapes[s][0], Skv = shapes[s][1], H = shapes[s][2], D = shapes[s][3];
+      const gint HD = H * D, B = 2;
+      const gint64 qne[4] = { HD, Sq, B, 1 }, kne[4] = { HD, Skv, B, 1 };
+      g_autofree gfloat *qv = sdcl_test_seeded (40 + s, (gsize) HD * Sq * B, 1.5f, 0.0f);
+      g_autofree gfloat *kv = sdcl_test_seeded (50 + s, (gsize) HD * Skv * B, 1.5f, 0.0f);
+      g_autofree gfloat *vv = sdcl_test_seeded (60 + s, (gsize) HD * Skv * B, 1.0f, 0.0f);
+      g_autoptr (SdclTensor) q = upload (qv, qne, SDCL_DTYPE_F32);
+      g_autoptr (SdclTensor) k = upload (kv, kne, SDCL_DTYPE_F32);
+      g_autoptr (SdclTensor) v = upload (vv, kne, SDCL_DTYPE_F32);
+      g_autofree gfloat *want = g_new (gfloat, (gsize) HD * Sq * B);
+      g_autofree gdouble *p = g_new (gdouble, Skv);
+      for (gint b = 0; b < B; b++)
+        for (gint h = 0; h < H; h++)
+          for (gint i = 0; i < Sq; i++)
+            {
+              const gfloat *qi = qv + ((gsize) b * Sq + i) * HD + h * D;
+              gdouble m = -G_MAXDOUBLE, sum = 0;
+              for (gint j = 0; j < Skv; j++)
+                {
+                  const gfloat *kj = kv + ((gsize) b * Skv + j) * HD + h * D;
+                  gdouble dot = 0;
+                  for (gint d = 0; d < D; d++)
+                    dot += (gdouble) qi[d] * kj[d];
+                  p[j] = dot / sqrt ((gdouble) D);
+                  m = MAX (m, p[j]);
+                }
+              for (gint j = 0; j < Skv; j++)
+                sum += p[j] = exp (p[j] - m);
+              for (gint d = 0; d < D; d++)
+                {
+                  gdouble o = 0;
+                  for (gint j = 0; j < Skv; j++)
+                    o += p[j] * vv[((gsize) b * Skv + j) * HD + h * D + d];
+                  want[((gsize) b * Sq + i) * HD + h * D + d] = (gfloat) (o / sum);
+                }
+            }
+      for (guint i = 0; i < G_N_ELEMENTS (attention_paths); i++)
+        {
+          g_setenv ("SDCL_ATTENTION", attention_paths[i], TRUE);
+          g_autoptr (SdclTensor) y = sdcl_attention (q, k, v, H, FALSE, &error);
+          g_assert_no_error (error);
+          g_autofree gfloat *got = sdcl_tensor_read_f32 (y, &error);
+          g_assert_no_error (error);
+          g_autofree gchar *what = g_strdup_printf ("%s %dx%d, %d heads x %d", attention_paths[i],
+                                                    Sq, Skv, H, D);
+          sdcl_test_assert_close (what, got, want, (gsize) HD * Sq * B, TOL_REL, TOL_NMSE);
+        }
+      g_unsetenv ("SDCL_ATTENTION");
+    }
+}
+
 /* Compares the sampled reference outputs of case c with y. */
 static void
 check_large (const gchar *c, SdclTensor *y, gdouble tol_rel, gdouble tol_nmse)
@@ -871,6 +937,7 @@ main (int argc, char **argv)
       g_test_add_data_func (path, &attention[i], run_attention);
     }
   g_test_add_func ("/ops/attention/fused-qkv-views", test_attention_views);
+  g_test_add_func ("/ops/attention/shapes", test_attention_shapes);
   g_test_add_data_func ("/ops/silu", "silu", run_unary);
   g_test_add_data_func ("/ops/gelu", "gelu", run_unary);
   g_test_add_data_func ("/ops/gelu/quick", "quick_gelu", run_unary);
