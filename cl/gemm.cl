@@ -106,7 +106,28 @@ gemm_store_row (global float *c, int n0, int N, gemm_v va, gemm_v vb)
   gemm_store_vec (c, n0 + SDCL_GEMM_VW, N, vb);
 }
 
-/* Adds bias (if any), then stores row i of the tile when it exists. */
+/* Columns col .. col+VW-1 of a row, zero past N. */
+inline gemm_v
+gemm_load_vec (const global float *c, int col, int N)
+{
+  if (col + SDCL_GEMM_VW <= N)
+    return GEMM_LOAD_F32 (c + col);
+  float t[SDCL_GEMM_VW];
+  for (int j = 0; j < SDCL_GEMM_VW; j++)
+    t[j] = col + j < N ? c[col + j] : 0.0f;
+  return GEMM_LOAD_F32 (t);
+}
+
+#define GEMM_ACCUMULATE_ROW(i)                                               \
+  if (m0 + i < M)                                                            \
+    {                                                                        \
+      c##i##a += gemm_load_vec (cp + i * ldc, n0, N);                        \
+      c##i##b += gemm_load_vec (cp + i * ldc, n0 + SDCL_GEMM_VW, N);         \
+    }
+
+/* Adds bias (if any) and, with `accumulate`, what C held (C += A·B, a
+ * residual stream updated in place), then stores row i of the tile when
+ * it exists. */
 #define GEMM_EPILOGUE                                                        \
   do {                                                                       \
     if (has_bias)                                                            \
@@ -121,6 +142,11 @@ gemm_store_row (global float *c, int n0, int N, gemm_v va, gemm_v vb)
         c0b += bv; c1b += bv; c2b += bv; c3b += bv; c4b += bv; c5b += bv;    \
       }                                                                      \
     global float *cp = c + c_off + batch * c_batch + (long) m0 * ldc;        \
+    if (accumulate)                                                          \
+      {                                                                      \
+        GEMM_ACCUMULATE_ROW (0) GEMM_ACCUMULATE_ROW (1) GEMM_ACCUMULATE_ROW (2) \
+        GEMM_ACCUMULATE_ROW (3) GEMM_ACCUMULATE_ROW (4) GEMM_ACCUMULATE_ROW (5) \
+      }                                                                      \
     gemm_store_row (cp, n0, N, c0a, c0b);                                    \
     if (m0 + 1 < M) gemm_store_row (cp + ldc, n0, N, c1a, c1b);              \
     if (m0 + 2 < M) gemm_store_row (cp + 2 * ldc, n0, N, c2a, c2b);          \
@@ -166,7 +192,7 @@ gemm_store_row (global float *c, int n0, int N, gemm_v va, gemm_v vb)
 kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
           global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
           global const float *bias, ulong bias_off, int has_bias,
-          global float *c, ulong c_off, long ldc, long c_batch)
+          global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
 {
   const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
   const int batch = get_global_id (2);
@@ -187,7 +213,8 @@ kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch
 kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a_batch, int M,
           int K, global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
           global const float *bias, ulong bias_off, int has_bias,
-          global float *c, ulong c_off, long ldc, long c_batch, local float *bl)
+          global float *c, ulong c_off, long ldc, long c_batch, int accumulate,
+          local float *bl)
 {
   const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
   const int batch = get_global_id (2);
@@ -220,7 +247,7 @@ kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a
 kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
           global const float *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
           global const float *bias, ulong bias_off, int has_bias,
-          global float *c, ulong c_off, long ldc, long c_batch)
+          global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
 {
   const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
   const int batch = get_global_id (2);

@@ -457,12 +457,13 @@ sdcl_linear_weight_new_parts (SdclEngine *engine, SdclDtype storage, const SdclW
   return pack_parts (engine, storage, parts, n_parts, in_features, 1, ne, error);
 }
 
-/* One launch of gemm_f16/gemm_f32 over `batches` products. */
+/* One launch of gemm_f16/gemm_f32 over `batches` products; with
+ * `accumulate`, C += A·B (+ bias) instead of C = A·B (+ bias). */
 static gboolean
 launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_batch, gint64 M,
                     gint64 K, const SdclTensor *b, glong ldb, glong b_batch, glong b_panel,
                     gint64 N, const SdclTensor *bias, SdclTensor *c, glong ldc, glong c_batch,
-                    gint64 batches, GError **error)
+                    gint64 batches, gboolean accumulate, GError **error)
 {
   const gint64 tile_n = 2 * sdcl_engine_gemm_width (engine);
   const gsize local[3] = { GEMM_WG_N, GEMM_WG_M, 1 };
@@ -486,7 +487,7 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
     SDCL_ARG_ULONG (bias ? sdcl_elem_off (bias) : 0),
     SDCL_ARG_INT (bias != NULL),
     SDCL_ARG_MEM (c->mem), SDCL_ARG_ULONG (sdcl_elem_off (c)),
-    SDCL_ARG_LONG (ldc), SDCL_ARG_LONG (c_batch),
+    SDCL_ARG_LONG (ldc), SDCL_ARG_LONG (c_batch), SDCL_ARG_INT (accumulate),
     SDCL_ARG_LOCAL (panel_bytes),     /* gemm_f16_local only */
   };
   return sdcl_launch (engine,
@@ -501,10 +502,10 @@ static gboolean
 launch_gemm (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_batch, gint64 M,
              gint64 K, const SdclTensor *b, glong ldb, glong b_batch, gint64 N,
              const SdclTensor *bias, SdclTensor *c, glong ldc, glong c_batch, gint64 batches,
-             GError **error)
+             gboolean accumulate, GError **error)
 {
   return launch_gemm_panels (engine, a, lda, a_batch, M, K, b, ldb, b_batch, GEMM_TN, N, bias,
-                             c, ldc, c_batch, batches, error);
+                             c, ldc, c_batch, batches, accumulate, error);
 }
 
 /* B[k][n] = src[off + batch · src_batch + k · ld_k + n · ld_n] (elements,
@@ -536,44 +537,76 @@ pack_panels (const SdclTensor *src, glong ld_k, glong ld_n, glong src_batch, gin
 static gboolean
 launch_gemm_packed (const SdclTensor *a, glong lda, glong a_batch, gint64 M,
                     const SdclTensor *packed, gint64 N, const SdclTensor *bias, SdclTensor *c,
-                    glong ldc, glong c_batch, gint64 batches, GError **error)
+                    glong ldc, glong c_batch, gint64 batches, gboolean accumulate,
+                    GError **error)
 {
   const gint64 K = packed->ne[1];
   const glong panel = GEMM_TN * K, b_batch = packed->ne[3] == 1 ? 0 : panel * packed->ne[2];
   return launch_gemm_panels (a->engine, a, lda, a_batch, M, K, packed, GEMM_TN, b_batch, panel,
-                             N, bias, c, ldc, c_batch, batches, error);
+                             N, bias, c, ldc, c_batch, batches, accumulate, error);
 }
 
-SdclTensor *
-sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, GError **error)
+/* y = x·wᵀ + bias, or with `accumulate` y += x·wᵀ + bias; y is [N, rows of
+ * x] f32 with rows of N (checked by the callers). */
+static gboolean
+linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, SdclTensor *y,
+             gboolean accumulate, GError **error)
 {
   const gint64 N = w->ne[0], K = w->ne[1];
   const glong ldw = packed_ldw (w, 1);
   if (ldw == 0 || w->ne[2] != 1 || w->ne[3] != 1)
-    return sdcl_ops_shape_error (error, "linear", "the weight was not made by sdcl_linear_weight_new",
-                        w, NULL);
+    {
+      sdcl_ops_shape_error (error, "linear", "the weight was not made by sdcl_linear_weight_new",
+                            w, NULL);
+      return FALSE;
+    }
   if (x->ne[0] != K)
-    return sdcl_ops_shape_error (error, "linear", "input features differ from the weight's", x, w);
+    {
+      sdcl_ops_shape_error (error, "linear", "input features differ from the weight's", x, w);
+      return FALSE;
+    }
   if (x->dtype != SDCL_DTYPE_F32 && x->dtype != SDCL_DTYPE_F16)
-    return dtype_error (error, "linear", "the input must be f32", x);
+    {
+      dtype_error (error, "linear", "the input must be f32", x);
+      return FALSE;
+    }
 
   glong lda;
   g_autoptr (SdclTensor) xr = rows_of (x, &lda, error);
   g_autoptr (SdclTensor) br = xr && bias ? bias_of (bias, N, "linear", error) : NULL;
   if (!xr || (bias && !br))
-    return NULL;
-  const gint64 ne[4] = { N, x->ne[1], x->ne[2], x->ne[3] };
+    return FALSE;
   const gint64 M = x->ne[1] * x->ne[2] * x->ne[3];
-  g_autoptr (SdclTensor) y = sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error);
-  if (!y)
-    return NULL;
   if (M < PACK_MIN_ROWS)
-    return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, N, 0, 1, error)
-             ? g_steal_pointer (&y) : NULL;
+    return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, N, 0, 1, accumulate,
+                        error);
   g_autoptr (SdclTensor) packed = pack_panels (w, ldw, 1, 0, K, ldw, 1, error);
-  if (!packed || !launch_gemm_packed (xr, lda, 0, M, packed, N, br, y, N, 0, 1, error))
-    return NULL;
-  return g_steal_pointer (&y);
+  return packed && launch_gemm_packed (xr, lda, 0, M, packed, N, br, y, N, 0, 1, accumulate,
+                                       error);
+}
+
+SdclTensor *
+sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, GError **error)
+{
+  const gint64 ne[4] = { w->ne[0], x->ne[1], x->ne[2], x->ne[3] };
+  g_autoptr (SdclTensor) y = sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error);
+  return y && linear_into (x, w, bias, y, FALSE, error) ? g_steal_pointer (&y) : NULL;
+}
+
+gboolean
+sdcl_linear_accumulate (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                        SdclTensor *y, GError **error)
+{
+  glong ldy;
+  if (y->dtype != SDCL_DTYPE_F32 || y->ne[0] != w->ne[0] || y->ne[1] != x->ne[1]
+      || y->ne[2] != x->ne[2] || y->ne[3] != x->ne[3] || y->nb[0] != sizeof (gfloat)
+      || !uniform_rows (y, &ldy) || ldy != y->ne[0])
+    {
+      sdcl_ops_shape_error (error, "linear", "the sum must be contiguous f32 of the output's shape",
+                            x, y);
+      return FALSE;
+    }
+  return linear_into (x, w, bias, y, TRUE, error);
 }
 
 /* The batch stride (elements) of a 3-D operand whose dims 2 and 3 are
@@ -653,7 +686,8 @@ sdcl_matmul_packed_into (const SdclTensor *a, const SdclTensor *packed, gint64 N
     }
   g_autoptr (SdclTensor) ar = matrix_of (a, error);
   return ar && launch_gemm_packed (ar, elem_stride (ar, 1), batch_stride (ar), a->ne[1], packed,
-                                   N, NULL, c, elem_stride (c, 1), c_batch, batches, error);
+                                   N, NULL, c, elem_stride (c, 1), c_batch, batches, FALSE,
+                                   error);
 }
 
 SdclTensor *
@@ -826,7 +860,7 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
           /* M[p] = V[p] · U[p] for the 36 positions p, the block's columns */
           if (!launch_gemm_panels (engine, v, Cin, tiles * Cin, tiles, Cin, u, GEMM_TN,
                                    Cin * cols, Cin * GEMM_TN, cols, NULL, m, cols, tiles * cols,
-                                   36, error))
+                                   36, FALSE, error))
             return NULL;
           const gsize out_local[3] = { MIN ((n_out + 7) / 8, 8), 1, 1 };
           const gsize out_global[3] = { sdcl_round_up ((n_out + 7) / 8, out_local[0]), tiles_w,

@@ -52,6 +52,12 @@ SdclTensor *sdcl_conv2d_weight_new_parts (SdclEngine *engine, SdclDtype storage,
 SdclTensor *sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
                          GError **error);
 
+/* y += x · Wᵀ + bias in the product's epilogue (a residual stream updated
+ * in place, without a separate add): y contiguous f32 of sdcl_linear's
+ * output shape. */
+gboolean    sdcl_linear_accumulate (const SdclTensor *x, const SdclTensor *w,
+                                    const SdclTensor *bias, SdclTensor *y, GError **error);
+
 /* Batched product of activations: a [K, M, B], b [N, K, B] (or [K, N, B]
  * when transpose_b), both f32; b's batch may be 1 (shared). Result [N, M, B]. */
 SdclTensor *sdcl_matmul (const SdclTensor *a, const SdclTensor *b, gboolean transpose_b,

@@ -217,7 +217,7 @@ transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor
     g_autoptr (SdclTensor) k = q ? slice_features (qkv, C, C, error) : NULL;
     g_autoptr (SdclTensor) v = k ? slice_features (qkv, 2 * C, C, error) : NULL;
     g_autoptr (SdclTensor) o = v ? sdcl_attention (q, k, v, t->heads, FALSE, error) : NULL;
-    if (!o || !sdcl_residual (&h, sdcl_linear (o, t->out1.w, t->out1.b, error), error))
+    if (!o || !sdcl_linear_accumulate (o, t->out1.w, t->out1.b, h, error))
       return NULL;
   }
   /* cross-attention over the text */
@@ -228,7 +228,7 @@ transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor
     g_autoptr (SdclTensor) k = kv ? slice_features (kv, 0, C, error) : NULL;
     g_autoptr (SdclTensor) v = k ? slice_features (kv, C, C, error) : NULL;
     g_autoptr (SdclTensor) o = v ? sdcl_attention (q, k, v, t->heads, FALSE, error) : NULL;
-    if (!o || !sdcl_residual (&h, sdcl_linear (o, t->out2.w, t->out2.b, error), error))
+    if (!o || !sdcl_linear_accumulate (o, t->out2.w, t->out2.b, h, error))
       return NULL;
   }
   /* GEGLU feed-forward */
@@ -236,7 +236,7 @@ transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor
     g_autoptr (SdclTensor) a = sdcl_layer_norm (h, t->ln3.w, t->ln3.b, 1e-5f, error);
     g_autoptr (SdclTensor) f = a ? sdcl_linear (a, t->ff1.w, t->ff1.b, error) : NULL;
     g_autoptr (SdclTensor) g = f ? sdcl_geglu (f, error) : NULL;
-    if (!g || !sdcl_residual (&h, sdcl_linear (g, t->ff2.w, t->ff2.b, error), error))
+    if (!g || !sdcl_linear_accumulate (g, t->ff2.w, t->ff2.b, h, error))
       return NULL;
   }
   g_autoptr (SdclTensor) out = sdcl_linear (h, t->proj_out.w, t->proj_out.b, error);

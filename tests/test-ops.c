@@ -683,6 +683,75 @@ test_few_rows_f16 (void)
     }
 }
 
+/* y += x·Wᵀ + b in the GEMM's epilogue (the UNet's residual stream):
+ * against y0 + the product in double, for f16 and f32 weights, row counts
+ * on both sides of PACK_MIN_ROWS (the unpacked and packed paths, and the
+ * local-widening kernel), N off the tile width, a batch dimension; and a
+ * sum whose shape or layout does not fit is refused, unchanged. */
+static void
+test_linear_accumulate (void)
+{
+  static const gint64 shapes[][4] = {   /* M, K, N, batch */
+    { 5, 40, 33, 1 }, { 77, 128, 100, 1 }, { 300, 96, 70, 2 }, { 1024, 64, 320, 1 },
+  };
+  for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
+    for (gint f16 = 0; f16 < 2; f16++)
+      {
+        const gint64 M = shapes[s][0], K = shapes[s][1], N = shapes[s][2], B = shapes[s][3];
+        g_autoptr (GError) error = NULL;
+        const gint64 xne[4] = { K, M / B, B, 1 }, yne[4] = { N, M / B, B, 1 };
+        const gint64 bne[4] = { N, 1, 1, 1 };
+        g_autofree gfloat *xv = sdcl_test_seeded (70 + s, K * M, 1.0f, 0.0f);
+        g_autofree gfloat *w = seeded_f16 (80 + s, N * K, (gfloat) (1.0 / sqrt ((double) K)));
+        g_autofree gfloat *bv = sdcl_test_seeded (90 + s, N, 0.1f, 0.0f);
+        g_autofree gfloat *y0 = sdcl_test_seeded (100 + s, M * N, 2.0f, 0.5f);
+        g_autoptr (SdclTensor) x = upload (xv, xne, SDCL_DTYPE_F32);
+        g_autoptr (SdclTensor) b = upload (bv, bne, SDCL_DTYPE_F32);
+        g_autoptr (SdclTensor) y = upload (y0, yne, SDCL_DTYPE_F32);
+        g_autoptr (SdclTensor) wt = sdcl_linear_weight_new (engine, f16 ? SDCL_DTYPE_F16
+                                                                     : SDCL_DTYPE_F32,
+                                                            w, N, K, &error);
+        g_assert_no_error (error);
+        g_assert_true (sdcl_linear_accumulate (x, wt, b, y, &error));
+        g_assert_no_error (error);
+        g_autofree gfloat *got = sdcl_tensor_read_f32 (y, &error);
+        g_assert_no_error (error);
+        g_autofree gfloat *want = g_new (gfloat, M * N);
+        for (gint64 m = 0; m < M; m++)
+          for (gint64 n = 0; n < N; n++)
+            {
+              gdouble acc = (gdouble) y0[m * N + n] + bv[n];
+              for (gint64 k = 0; k < K; k++)
+                acc += (gdouble) xv[m * K + k] * w[n * K + k];
+              want[m * N + n] = (gfloat) acc;
+            }
+        g_autofree gchar *name = g_strdup_printf ("y += %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                                                  " · %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                                                  " (%s)", M, K, K, N, f16 ? "f16" : "f32");
+        sdcl_test_assert_close (name, got, want, M * N, TOL_REL, TOL_NMSE);
+
+        /* a sum of another shape, or a strided view, is refused and left as it was */
+        const gint64 bad_ne[4] = { N, M / B, 1, 1 };
+        g_autoptr (SdclTensor) half = sdcl_tensor_view (y, bad_ne, y->nb, 0, &error);
+        g_assert_no_error (error);
+        if (B > 1)
+          {
+            g_assert_false (sdcl_linear_accumulate (x, wt, b, half, &error));
+            g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+            g_clear_error (&error);
+          }
+        const gint64 narrow_ne[4] = { N - 1, M / B, B, 1 };
+        g_autoptr (SdclTensor) narrow = sdcl_tensor_view (y, narrow_ne, y->nb, 0, &error);
+        g_assert_no_error (error);
+        g_assert_false (sdcl_linear_accumulate (x, wt, b, narrow, &error));
+        g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+        g_clear_error (&error);
+        g_autofree gfloat *after = sdcl_tensor_read_f32 (y, &error);
+        g_assert_no_error (error);
+        g_assert_cmpmem (after, M * N * sizeof (gfloat), got, M * N * sizeof (gfloat));
+      }
+}
+
 /* Direct convolutions with f16 weights and up to CONV_LOCAL_MAX_ROWS
  * output pixels widen each group's weight columns in local memory on
  * CPUs (conv*_f16_local): the same values and the same sums in the same
@@ -911,6 +980,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/matmul/batched", test_matmul_batched);
   g_test_add_data_func ("/ops/matmul/linear-f16", "linear_f16", run_linear);
   g_test_add_func ("/ops/matmul/few-rows-f16", test_few_rows_f16);
+  g_test_add_func ("/ops/linear/accumulate", test_linear_accumulate);
   g_test_add_func ("/ops/conv/f16-local-weights", test_conv_local_weights);
   g_test_add_data_func ("/ops/matmul/linear-f16-bias", "linear_f16_bias", run_linear);
   g_test_add_data_func ("/ops/matmul/linear-f32-bias", "linear_f32_bias", run_linear);
