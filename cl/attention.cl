@@ -143,22 +143,26 @@ inline float16 fa_exp2 (float16 y)
   return p * as_float16 ((convert_int16 (n) + 127) << 23);
 }
 
-/* Row r's scores of the block: scaled, masked past the keys, then the
- * running max, the rescale of the row's sum and output, and its
- * probabilities into pb[r]. */
+/* Row r's scores of the block, masked past the keys: the running max,
+ * the rescale of the row's sum and output, and its probabilities into
+ * pb[r]. The max is kept in unscaled units and the scale applied to the
+ * difference, as the block path does: the scores near the max then give
+ * exact small differences, where scaling first would round both terms
+ * (an error of about 1e-6 in the exponent at scores of 16). */
 #define FA_SOFTMAX_ROW(r)                                                    \
   {                                                                          \
-    s##r##a = select (s##r##a * scale, (float16) (-INFINITY), mask_a);       \
-    s##r##b = select (s##r##b * scale, (float16) (-INFINITY), mask_b);       \
+    s##r##a = select (s##r##a, (float16) (-INFINITY), mask_a);               \
+    s##r##b = select (s##r##b, (float16) (-INFINITY), mask_b);               \
     const float mn = FA_MAX (m##r, fa_hmax (FA_MAX (s##r##a, s##r##b)));     \
     if (mn > m##r)                                                           \
       {                                                                      \
         /* a new maximum: rescale what was summed (0 on the first block) */  \
-        const float corr = exp2 (m##r - mn);                                 \
+        const float corr = exp2 ((m##r - mn) * scale);                       \
         l##r *= corr; o##r##a *= corr; o##r##b *= corr; o##r##c *= corr;     \
         m##r = mn;                                                           \
       }                                                                      \
-    const float16 pa = fa_exp2 (s##r##a - mn), pb_ = fa_exp2 (s##r##b - mn); \
+    const float16 pa = fa_exp2 ((s##r##a - mn) * scale);                     \
+    const float16 pb_ = fa_exp2 ((s##r##b - mn) * scale);                    \
     l##r += pa + pb_;                                                        \
     vstore16 (pa, 0, pb + r * FA_KB);                                        \
     vstore16 (pb_, 0, pb + r * FA_KB + 16);                                  \
