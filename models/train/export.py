@@ -189,6 +189,9 @@ def loss_plot(ae, ldm, path):
     for k, (title, pts) in enumerate(panels):
         x0 = k * W
         if not pts:
+            # an autoencoder that came with the weights (train.py --init-from)
+            d.text((x0 + M, H // 2), f"{title}: trained in the run this one continued "
+                   "(run.json, \"ae\")", fill="black", font=f)
             continue
         s = np.array([p[0] for p in pts], np.float64)
         v = np.log10(np.maximum(np.array([p[1] for p in pts], np.float64), 1e-6))
@@ -284,6 +287,8 @@ def fill_card(card, run):
         f"{r['steps']} steps × {r['plan']['batch']} at lr {r['plan']['lr']:g}"
         + (f" ({int(100 * r['plan']['hi_t_frac'])} % of timesteps from t ≥ {r['plan']['hi_t_from']}, "
            f"text encoder at {r['plan']['te_lr_mult']:g}× the rate)" if r["plan"].get("hi_t_frac") else "")
+        + (f" on the `{r['plan']['data_mix']}` data mix (seed {r['plan']['data_seed']})"
+           if r["plan"].get("data_mix", "default") != "default" else "")
         + f" in {r['hours']} h" for r in runs)
     body = (f"Training run: autoencoder {ae['steps']} steps × {ae['plan']['batch']} in {ae['hours']} h "
             f"(final L1 {ae['final_l1']:.4f} on [-1, 1], latent std {ae['latent_std']:.3f}, "
@@ -342,8 +347,10 @@ def main():
     run = {"name": NAME, "ema": not a.no_ema, "parameters": counts,
            "single_file_bytes": os.path.getsize(path), "folder_bytes": folder_size(folder),
            "ae": {"steps": ae["step"], "plan": ae["plan"], "hours": round(ae["seconds"] / 3600, 2),
-                  "final_loss": float(np.mean([l for _, l, _ in ae["losses"][-n_last:]])),
-                  "final_l1": float(np.mean([l for _, _, l in ae["losses"][-n_last:]])),
+                  "final_loss": float(np.mean([l for _, l, _ in ae["losses"][-n_last:]]))
+                  if ae["losses"] else None,
+                  "final_l1": float(np.mean([l for _, _, l in ae["losses"][-n_last:]]))
+                  if ae["losses"] else None,
                   "scaling_factor": round(float(ae["scaling_factor"]), 5),
                   "latent_std": ae["latent_std"]},
            "ldm": {"steps": ldm["step"], "plan": ldm["plan"], "hours": round(ldm["seconds"] / 3600, 2),
@@ -354,7 +361,12 @@ def main():
     previous = os.path.join(a.pictures, "run.json")
     if os.path.exists(os.path.join(a.dir, "ldm-init.pt")) and os.path.exists(previous):
         with open(previous) as f:
-            run["ldm"]["continued_from"] = json.load(f)["ldm"]
+            before = json.load(f)
+        run["ldm"]["continued_from"] = before["ldm"]
+        if not ae["losses"]:
+            # the autoencoder came with the weights (--init-from): its run is
+            # the one the shipped run.json describes
+            run["ae"] = before["ae"]
     if not a.no_samples:
         from PIL import Image
         run["sample_prompts"] = sample_grid(vae, unet, te, tok, os.path.join(a.pictures, "samples-diffusers.png"))
