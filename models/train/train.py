@@ -504,7 +504,8 @@ def main():
                     "run should see new pictures)")
     ap.add_argument("--ldm-data-mix", choices=sorted(data.MIXES),
                     help="override the plan's picture mix (data.MIXES; 'positions': mostly "
-                    "single objects, every caption with its place)")
+                    "single objects, every caption with its place; 'balanced': the same with "
+                    "30 %% of single objects unplaced in the caption)")
     ap.add_argument("--init-from", help="a shipped diffusers folder (models/sdcl-shapes) to start "
                     "from where --dir has no checkpoints (see init_from_folder)")
     a = ap.parse_args()
