@@ -757,13 +757,14 @@ test_linear_accumulate (void)
  * CPUs (conv*_f16_local): the same values and the same sums in the same
  * order as the kernels that read the weight as stored or widened per call
  * (SDCL_CONV_LOCAL=0), so bit for bit the same output. Shapes with two
- * channel blocks, a partial last column tile and odd sizes. */
+ * channel blocks, a partial last column tile, odd sizes, and 600 output
+ * pixels (100 row tiles: groups of 32, the last one partial). */
 static void
 test_conv_local_weights (void)
 {
   static const gint cases[][7] = {   /* Cin, Cout, W, H, N, k, stride */
     { 100, 70, 9, 7, 2, 3, 1 }, { 64, 40, 20, 20, 1, 3, 2 }, { 1000, 33, 8, 8, 2, 1, 1 },
-    { 300, 16, 5, 13, 1, 3, 1 },
+    { 300, 16, 5, 13, 1, 3, 1 }, { 48, 40, 30, 20, 1, 3, 1 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
