@@ -546,7 +546,9 @@ attention_by_matmul (const SdclTensor *q, const SdclTensor *k, const SdclTensor 
     return NULL;
   const gint64 block = MAX (1, MIN (Sq, (16 << 20) / (gint64) (sizeof (gfloat) * Skv * B)));
   const gfloat scale = 1.0 / sqrt ((double) D);
-  const gboolean flash = use_flash (q->engine, D);
+  /* the fused kernel reads q's rows as f32 with contiguous features */
+  const gboolean flash = use_flash (q->engine, D) && q->dtype == SDCL_DTYPE_F32
+                         && q->nb[0] == sizeof (gfloat);
   for (gint h = 0; h < heads; h++)
     {
       /* each head's keys (transposed) and values packed once for all blocks */
