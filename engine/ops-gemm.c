@@ -551,21 +551,17 @@ launch_gemm_packed (const SdclTensor *a, glong lda, glong a_batch, gint64 M,
                              N, bias, c, ldc, c_batch, batches, accumulate, error);
 }
 
-/* y = x·wᵀ + bias, or with `accumulate` y += x·wᵀ + bias; y is [N, rows of
- * x] f32 with rows of N (checked by the callers). */
+/* Whether x and w fit a linear layer (error set when not). */
 static gboolean
-linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, SdclTensor *y,
-             gboolean accumulate, GError **error)
+linear_check (const SdclTensor *x, const SdclTensor *w, GError **error)
 {
-  const gint64 N = w->ne[0], K = w->ne[1];
-  const glong ldw = packed_ldw (w, 1);
-  if (ldw == 0 || w->ne[2] != 1 || w->ne[3] != 1)
+  if (packed_ldw (w, 1) == 0 || w->ne[2] != 1 || w->ne[3] != 1)
     {
       sdcl_ops_shape_error (error, "linear", "the weight was not made by sdcl_linear_weight_new",
                             w, NULL);
       return FALSE;
     }
-  if (x->ne[0] != K)
+  if (x->ne[0] != w->ne[1])
     {
       sdcl_ops_shape_error (error, "linear", "input features differ from the weight's", x, w);
       return FALSE;
@@ -575,7 +571,18 @@ linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, S
       dtype_error (error, "linear", "the input must be f32", x);
       return FALSE;
     }
+  return TRUE;
+}
 
+/* y = x·wᵀ + bias, or with `accumulate` y += x·wᵀ + bias; x and w passed
+ * linear_check, y is [N, rows of x] f32 with rows of N (checked by the
+ * callers). */
+static gboolean
+linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, SdclTensor *y,
+             gboolean accumulate, GError **error)
+{
+  const gint64 N = w->ne[0], K = w->ne[1];
+  const glong ldw = packed_ldw (w, 1);
   glong lda;
   g_autoptr (SdclTensor) xr = rows_of (x, &lda, error);
   g_autoptr (SdclTensor) br = xr && bias ? bias_of (bias, N, "linear", error) : NULL;
@@ -593,6 +600,8 @@ linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, S
 SdclTensor *
 sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, GError **error)
 {
+  if (!linear_check (x, w, error))
+    return NULL;
   const gint64 ne[4] = { w->ne[0], x->ne[1], x->ne[2], x->ne[3] };
   g_autoptr (SdclTensor) y = sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error);
   return y && linear_into (x, w, bias, y, FALSE, error) ? g_steal_pointer (&y) : NULL;
@@ -603,6 +612,8 @@ sdcl_linear_accumulate (const SdclTensor *x, const SdclTensor *w, const SdclTens
                         SdclTensor *y, GError **error)
 {
   glong ldy;
+  if (!linear_check (x, w, error))
+    return FALSE;
   if (y->dtype != SDCL_DTYPE_F32 || y->ne[0] != w->ne[0] || y->ne[1] != x->ne[1]
       || y->ne[2] != x->ne[2] || y->ne[3] != x->ne[3] || y->nb[0] != sizeof (gfloat)
       || !uniform_rows (y, &ldy) || ldy != y->ne[0])
@@ -986,7 +997,7 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
   const gsize local[3] = { CONV_WG_N, wg_m, 1 };
   const gsize global[3] = {
     sdcl_round_up ((Cout + tile_n - 1) / tile_n, local[0]),
-    sdcl_round_up ((M + GEMM_TM - 1) / GEMM_TM, local[1]),
+    sdcl_round_up (row_tiles, local[1]),
     1,
   };
   const gboolean f16 = wk->dtype == SDCL_DTYPE_F16;
