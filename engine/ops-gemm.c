@@ -53,15 +53,20 @@
  * for 320/640/1280 channels): one pass 60/35/25, blocks of 2304 63/46/26,
  * 1152 62/56/31, 768 59/55/47, 576 56/53/45, 288 47/44/45. */
 #define CONV_BLOCK_K 768
-/* Convolutions with f16 weights and at most this many output pixels
- * (rows) widen each group's weight columns in local memory; above it the
- * groups are many and a widened copy of the weight pays. */
-#define CONV_LOCAL_MAX_ROWS 1024
+/* Products with f16 weights and at most this many rows (output pixels of
+ * a convolution, tokens of a linear layer) have each group widen its
+ * weight columns in local memory on CPUs (see widen_in_local); above it
+ * the groups are many and a widened copy of the weight pays. For linear
+ * layers with 128 rows this took a third less than packing the weight to
+ * f32 panels per call, e.g. 128x1280 · 1280x10240 21–26 ms against
+ * 31–36 ms (bench-ops, three interleaved runs); at 4096 rows packing stays
+ * ahead. */
+#define LOCAL_MAX_ROWS 1024
 /* ... and their groups span up to this many row tiles: with all 22 row
  * tiles of the 8x8 level (CFG batch) in one group, conv3x3_f16_local took
  * about 20 % less than with groups of 8 (1280 channels, four interleaved
  * pairs of kernel time); 256² txt2img conv kernel time about 12 % less */
-#define CONV_LOCAL_WG_M 32
+#define LOCAL_WG_M 32
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -471,16 +476,17 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
                     gint64 batches, gboolean accumulate, GError **error)
 {
   const gint64 tile_n = 2 * sdcl_engine_gemm_width (engine);
-  const gsize local[3] = { GEMM_WG_N, GEMM_WG_M, 1 };
-  const gsize global[3] = {
-    sdcl_round_up ((N + tile_n - 1) / tile_n, local[0]),
-    sdcl_round_up ((M + GEMM_TM - 1) / GEMM_TM, local[1]),
-    batches,
-  };
   /* f16 B shared by several row tiles of a group: widened once per group
      in local memory (CPUs, where local memory is ordinary cache) */
   const gsize panel_bytes = (gsize) K * tile_n * sizeof (gfloat);
   const gboolean widen = widen_in_local (engine, b, M, panel_bytes, "SDCL_GEMM_LOCAL");
+  const gint64 row_tiles = (M + GEMM_TM - 1) / GEMM_TM;
+  const gsize local[3] = { GEMM_WG_N, widen ? MIN (row_tiles, LOCAL_WG_M) : GEMM_WG_M, 1 };
+  const gsize global[3] = {
+    sdcl_round_up ((N + tile_n - 1) / tile_n, local[0]),
+    sdcl_round_up (row_tiles, local[1]),
+    batches,
+  };
   const SdclArg args[] = {
     SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (sdcl_elem_off (a)),
     SDCL_ARG_LONG (lda), SDCL_ARG_LONG (a_batch),
@@ -589,7 +595,12 @@ linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, S
   if (!xr || (bias && !br))
     return FALSE;
   const gint64 M = x->ne[1] * x->ne[2] * x->ne[3];
-  if (M < PACK_MIN_ROWS)
+  /* few rows read the stored f16 rows (widened per group in local memory
+     on CPUs, see launch_gemm_panels); many read an f32 copy in panels */
+  const gsize panel_bytes = (gsize) K * 2 * sdcl_engine_gemm_width (x->engine) * sizeof (gfloat);
+  if (M < PACK_MIN_ROWS
+      || (M <= LOCAL_MAX_ROWS
+          && widen_in_local (x->engine, w, M, panel_bytes, "SDCL_GEMM_LOCAL")))
     return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, N, 0, 1, accumulate,
                         error);
   g_autoptr (SdclTensor) packed = pack_panels (w, ldw, 1, 0, K, ldw, 1, error);
@@ -983,17 +994,17 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
      of reading a widened copy of the whole weight made per call */
   const gint lwn = CONV_WG_N * tile_n;
   const gsize lw_bytes = (gsize) kh * kw * per_block * lwn * sizeof (gfloat);
-  const gboolean local_w = M <= CONV_LOCAL_MAX_ROWS
+  const gboolean local_w = M <= LOCAL_MAX_ROWS
                            && widen_in_local (x->engine, w, M, lw_bytes, "SDCL_CONV_LOCAL");
   g_autoptr (SdclTensor) wk = local_w ? sdcl_tensor_view (w, w->ne, w->nb, 0, error)
                                       : weight_for_rows (w, Cin * kh * kw, ldw, M, error);
   if (!wk)
     return NULL;
-  /* the local kernels: a group over all row tiles up to CONV_LOCAL_WG_M,
+  /* the local kernels: a group over all row tiles up to LOCAL_WG_M,
      so each weight column is widened once per column group, not once
      per 8 row tiles */
   const gint64 row_tiles = (M + GEMM_TM - 1) / GEMM_TM;
-  const gint wg_m = local_w ? (gint) MIN (row_tiles, CONV_LOCAL_WG_M) : CONV_WG_M;
+  const gint wg_m = local_w ? (gint) MIN (row_tiles, LOCAL_WG_M) : CONV_WG_M;
   const gsize local[3] = { CONV_WG_N, wg_m, 1 };
   const gsize global[3] = {
     sdcl_round_up ((Cout + tile_n - 1) / tile_n, local[0]),

@@ -8,6 +8,7 @@
  */
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fullsize.h"
@@ -51,6 +52,8 @@ main (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   const gchar *path = argc > 1 ? argv[1] : "build/sd15-random.safetensors";
   const gchar *only = argc > 2 ? argv[2] : NULL;
+  /* a third argument sets the UNet's latent size (64: 512x512 images) */
+  const gint side = argc > 3 ? CLAMP (atoi (argv[3]), 8, 256) / 8 * 8 : 64;
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     {
       g_print ("writing random SD 1.5-shaped weights to %s ...\n", path);
@@ -78,10 +81,10 @@ main (int argc, char **argv)
   CHECK (ctx && sdcl_engine_finish (engine, &error));
   report ("text encoder, batch 2 x 77", (g_get_monotonic_time () - t0) / 1e6);
 
-  /* UNet at 64x64 latents (512x512 images), batch 1 and batch 2 (CFG) */
+  /* UNet at 64x64 latents (512x512 images) unless told, batch 1 and batch 2 (CFG) */
   for (gint batch = 1; batch <= 2 && (!only || g_str_equal (only, "unet")); batch++)
     {
-      g_autoptr (SdclTensor) x = seeded_tensor (11, 64, 64, 4, batch);
+      g_autoptr (SdclTensor) x = seeded_tensor (11, side, side, 4, batch);
       const gint64 ne[4] = { 768, 77, batch, 1 };
       g_autoptr (SdclTensor) c = sdcl_tensor_view (ctx, ne, ctx->nb, 0, &error);
       const gfloat t[2] = { 500, 500 };
@@ -92,7 +95,7 @@ main (int argc, char **argv)
       t0 = g_get_monotonic_time ();
       g_autoptr (SdclTensor) y = sdcl_unet_forward (sdcl_model_unet (model), x, t, c, &error);
       CHECK (y && sdcl_engine_finish (engine, &error));
-      g_autofree gchar *what = g_strdup_printf ("UNet forward 64x64, batch %d%s", batch,
+      g_autofree gchar *what = g_strdup_printf ("UNet forward %dx%d, batch %d%s", side, side, batch,
                                                 batch == 2 ? " (CFG step)" : "");
       report (what, (g_get_monotonic_time () - t0) / 1e6);
       sdcl_unet_time_blocks (sdcl_model_unet (model), NULL);

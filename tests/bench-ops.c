@@ -264,6 +264,9 @@ main (int argc, char **argv)
   /* the feed-forward at 16x16 latents (CFG batch 2): few rows, wide weights */
   bench_linear (512, 1280, 10240);
   bench_linear (512, 5120, 1280);
+  /* ... and at 8x8 latents (256x256 images) */
+  bench_linear (128, 1280, 10240);
+  bench_linear (128, 1280, 1280);
   /* the UNet's layers with the CFG batch of 2, then the VAE decoder's */
   bench_conv (320, 320, 64, 2, 3, 1);
   bench_conv (320, 320, 64, 2, 3, 2);
