@@ -38,7 +38,16 @@ typedef float8 conv_v;
 #define CONV_VW SDCL_GEMM_VW
 #define CONV_TN (2 * CONV_VW)
 
-/* See cl/gemm.cl: fma() where it is one instruction, else mad(). */
+/* See cl/gemm.cl: the prefetch hint for the weight widening, and fma()
+ * where it is one instruction, else mad(). */
+#if defined (__clang__) && !SDCL_IS_GPU
+#define SDCL_PREFETCH(p) __builtin_prefetch (p)
+#else
+#define SDCL_PREFETCH(p) ((void) 0)
+#endif
+#ifndef CONV_WIDEN_AHEAD
+#define CONV_WIDEN_AHEAD 16
+#endif
 #if defined (FP_FAST_FMAF) || defined (__FMA__) || defined (__ARM_FEATURE_FMA) || SDCL_IS_GPU
 #define SDCL_FMA(a, b, c) fma ((a), (b), (c))
 #else
@@ -224,8 +233,9 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va,
  * of rows: the group's work-items first widen the group's weight columns
  * (CONV_WG_N tiles) for every row of the block (taps x c_lo..c_hi) into
  * local memory together, then each reads f32 from there (see
- * gemm_f16_local in cl/gemm.cl). lw holds KS·KS·(c_hi - c_lo) rows of
- * `lwn` floats, the group's columns from its first tile's n0. */
+ * gemm_f16_local in cl/gemm.cl: each work-item widens a run of rows,
+ * fetched CONV_WIDEN_AHEAD rows ahead). lw holds KS·KS·(c_hi - c_lo) rows
+ * of `lwn` floats, the group's columns from its first tile's n0. */
 #define CONV_KERNEL_BODY_LOCAL(KS)                                           \
   const int n0 = get_global_id (0) * CONV_TN, m0 = get_global_id (1) * CONV_TM; \
   const int g0 = get_group_id (0) * get_local_size (0) * CONV_TN;            \
@@ -233,8 +243,17 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va,
   const int cols = min (lwn, (int) ldw - g0);                                \
   const int wi = get_local_id (1) * get_local_size (0) + get_local_id (0);   \
   const int nwi = get_local_size (0) * get_local_size (1);                   \
-  for (int r = wi; r < rows; r += nwi)                                       \
+  const int per = (rows + nwi - 1) / nwi, r_end = min (rows, (wi + 1) * per); \
+  for (int r = wi * per; r < r_end; r++)                                     \
     {                                                                        \
+      if (r + CONV_WIDEN_AHEAD < rows)                                       \
+        {                                                                    \
+          const int ra = r + CONV_WIDEN_AHEAD, ta = ra / nch;                \
+          const global half *pa = w + w_off + g0                             \
+                                  + ((long) ta * Cin + c_lo + ra - ta * nch) * ldw; \
+          for (int j = 0; j < cols; j += 32)                                 \
+            SDCL_PREFETCH (pa + j);                                          \
+        }                                                                    \
       const int t = r / nch, ci = c_lo + r - t * nch;                        \
       const global half *src = w + w_off + g0 + ((long) t * Cin + ci) * ldw; \
       local float *dst = lw + (long) r * lwn;                                \

@@ -273,6 +273,7 @@ main (int argc, char **argv)
   bench_conv (640, 640, 32, 2, 3, 1);
   bench_conv (1280, 1280, 16, 2, 3, 1);
   bench_conv (1280, 1280, 8, 2, 3, 1);
+  bench_conv (1280, 1280, 4, 2, 3, 1);
   bench_conv (2560, 1280, 16, 2, 3, 1);
   bench_conv (320, 640, 32, 2, 1, 1);
   bench_conv (512, 512, 64, 1, 3, 1);
