@@ -219,22 +219,6 @@ kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch
   GEMM_EPILOGUE;
 }
 
-/* The product of a group whose B columns are in local memory (bl, rows of
- * GEMM_TILE_N), for the _local kernels below. */
-#define GEMM_LOCAL_PRODUCT                                                   \
-  do {                                                                       \
-    GEMM_A_ROWS;                                                             \
-    GEMM_ACC_DECL;                                                           \
-    const local float *lp = bl;                                              \
-    for (int k = 0; k < K; k++)                                              \
-      {                                                                      \
-        const gemm_v b0 = GEMM_LOAD_F32 (lp), b1 = GEMM_LOAD_F32 (lp + SDCL_GEMM_VW); \
-        lp += GEMM_TILE_N;                                                   \
-        GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);               \
-      }                                                                      \
-    GEMM_EPILOGUE;                                                           \
-  } while (0)
-
 /* B with f16 storage for products with few rows (CPUs): the group's
  * work-items first widen its B columns (K x GEMM_TILE_N) into local memory
  * together, then each reads f32 from there, so every weight is converted
@@ -269,73 +253,16 @@ kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a
   barrier (CLK_LOCAL_MEM_FENCE);
   if (n0 >= N || m0 >= M)
     return;
-  GEMM_LOCAL_PRODUCT;
-}
-
-/* Winograd F(4x4, 3x3) products M[p] = V[p] · U[p] (see cl/winograd.cl)
- * with the weight transform fused, for f16 weights on CPUs: the group
- * computes its columns of U[p] = (G g Gᵀ)[p] for every input channel from
- * the packed 3x3 weight (rows (ky·3 + kx)·K + ci of ldw, column offset in
- * w_off) into local memory, then multiplies as gemm_f16_local. U is never
- * stored: written and read back whole (36 f32 per weight, 4x the f32
- * weight) it cost more than the product where the tiles are few. Each
- * element is sum over the 9 taps of G[i][ky]·G[j][kx]·g, taps whose
- * coefficient is 0 skipped (p = 6i + j). A (V) is [36][M][K] (a_batch), C
- * (M) [36][M][ldc] (c_batch). Launch: global (ceil(N / GEMM_TILE_N),
- * ceil(M / 6) rounded to the group, 36), local (1, any, 1). bl holds
- * K · GEMM_TILE_N floats. */
-constant float wino_g[6][3] = {
-  { 0.25f, 0.0f, 0.0f },
-  { -1.0f / 6.0f, -1.0f / 6.0f, -1.0f / 6.0f },
-  { -1.0f / 6.0f, 1.0f / 6.0f, -1.0f / 6.0f },
-  { 1.0f / 24.0f, 1.0f / 12.0f, 1.0f / 6.0f },
-  { 1.0f / 24.0f, -1.0f / 12.0f, 1.0f / 6.0f },
-  { 0.0f, 0.0f, 1.0f },
-};
-
-#define GEMM_WINO_TAP(t)                                                     \
-  {                                                                          \
-    const float cf = wino_g[pi][(t) / 3] * wino_g[pj][(t) % 3];              \
-    if (cf != 0.0f)                                                          \
-      {                                                                      \
-        const global half *src = w0 + ((long) (t) * K + k) * ldw;            \
-        if (k + GEMM_WIDEN_AHEAD < K)                                        \
-          SDCL_PREFETCH (src + GEMM_WIDEN_AHEAD * ldw);                      \
-        u0 = SDCL_FMA ((gemm_v) (cf), GEMM_LOAD_F16 (src), u0);              \
-        u1 = SDCL_FMA ((gemm_v) (cf), GEMM_LOAD_F16 (src + off1), u1);       \
-      }                                                                      \
-  }
-
-kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, long a_batch,
-          int M, int K, global const half *w, ulong w_off, long ldw, int N,
-          global float *c, ulong c_off, long ldc, long c_batch, local float *bl)
-{
-  const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
-  const int batch = get_global_id (2), pi = batch / 6, pj = batch - pi * 6;
-  if (n0 < N)
+  GEMM_A_ROWS;
+  GEMM_ACC_DECL;
+  const local float *lp = bl;
+  for (int k = 0; k < K; k++)
     {
-      const global half *w0 = w + w_off + n0;
-      /* the second vector's columns; a tile past N reads the first again */
-      const int off1 = n0 + SDCL_GEMM_VW < N ? SDCL_GEMM_VW : 0;
-      const int per = (K + get_local_size (1) - 1) / get_local_size (1);
-      const int k_end = min (K, (int) (get_local_id (1) + 1) * per);
-      for (int k = get_local_id (1) * per; k < k_end; k++)
-        {
-          gemm_v u0 = 0.0f, u1 = 0.0f;
-          GEMM_WINO_TAP (0) GEMM_WINO_TAP (1) GEMM_WINO_TAP (2)
-          GEMM_WINO_TAP (3) GEMM_WINO_TAP (4) GEMM_WINO_TAP (5)
-          GEMM_WINO_TAP (6) GEMM_WINO_TAP (7) GEMM_WINO_TAP (8)
-          GEMM_STORE (u0, bl + k * GEMM_TILE_N);
-          GEMM_STORE (u1, bl + k * GEMM_TILE_N + SDCL_GEMM_VW);
-        }
+      const gemm_v b0 = GEMM_LOAD_F32 (lp), b1 = GEMM_LOAD_F32 (lp + SDCL_GEMM_VW);
+      lp += GEMM_TILE_N;
+      GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);
     }
-  barrier (CLK_LOCAL_MEM_FENCE);
-  if (n0 >= N || m0 >= M)
-    return;
-  const int has_bias = 0, accumulate = 0;   /* for GEMM_EPILOGUE */
-  const global float *bias = c;
-  const ulong bias_off = 0;
-  GEMM_LOCAL_PRODUCT;
+  GEMM_EPILOGUE;
 }
 
 /* B with f32 storage: linear weights kept in f32, packed panels. */
