@@ -219,6 +219,22 @@ kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch
   GEMM_EPILOGUE;
 }
 
+/* The product of a group whose B columns are in local memory (rows of
+ * GEMM_TILE_N from blp), for the _local kernels below. */
+#define GEMM_LOCAL_PRODUCT(blp)                                              \
+  do {                                                                       \
+    GEMM_A_ROWS;                                                             \
+    GEMM_ACC_DECL;                                                           \
+    const local float *lp = (blp);                                           \
+    for (int k = 0; k < K; k++)                                              \
+      {                                                                      \
+        const gemm_v b0 = GEMM_LOAD_F32 (lp), b1 = GEMM_LOAD_F32 (lp + SDCL_GEMM_VW); \
+        lp += GEMM_TILE_N;                                                   \
+        GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);               \
+      }                                                                      \
+    GEMM_EPILOGUE;                                                           \
+  } while (0)
+
 /* B with f16 storage for products with few rows (CPUs): the group's
  * work-items first widen its B columns (K x GEMM_TILE_N) into local memory
  * together, then each reads f32 from there, so every weight is converted
@@ -253,16 +269,99 @@ kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a
   barrier (CLK_LOCAL_MEM_FENCE);
   if (n0 >= N || m0 >= M)
     return;
-  GEMM_A_ROWS;
-  GEMM_ACC_DECL;
-  const local float *lp = bl;
-  for (int k = 0; k < K; k++)
-    {
-      const gemm_v b0 = GEMM_LOAD_F32 (lp), b1 = GEMM_LOAD_F32 (lp + SDCL_GEMM_VW);
-      lp += GEMM_TILE_N;
-      GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);
+  GEMM_LOCAL_PRODUCT (bl);
+}
+
+/* Winograd F(4x4, 3x3) products M[p] = V[p] · U[p] (see cl/winograd.cl)
+ * with the weight transform fused, for f16 weights on CPUs. A group takes
+ * `jn` (6 or 3) positions p = 6i + j of one row i of the 6x6 tile: it
+ * first computes its columns of U[p] for every input channel into local
+ * memory, t[kx] = sum over ky of G[i][ky]·g[ky][kx] (rows of G[i] that are
+ * 0 skipped), then U[p] = G[j] applied to t, and then runs the jn products
+ * as gemm_f16_local. U is never stored: whole, it is 36 floats per weight
+ * written and read back on every call. Weight rows (ky·3 + kx)·K + ci of
+ * ldw, the columns from w_off; A (V) is [36][M][K] (a_batch), C (M) is
+ * [36][M][ldc] (c_batch). Launch: global (ceil(N / GEMM_TILE_N), ceil(M /
+ * 6) rounded to the group, 6 · 6 / jn), local (1, any, 1); bl holds jn · K
+ * · GEMM_TILE_N floats. */
+constant float wino_g[6][3] = {
+  { 0.25f, 0.0f, 0.0f },
+  { -1.0f / 6.0f, -1.0f / 6.0f, -1.0f / 6.0f },
+  { -1.0f / 6.0f, 1.0f / 6.0f, -1.0f / 6.0f },
+  { 1.0f / 24.0f, 1.0f / 12.0f, 1.0f / 6.0f },
+  { 1.0f / 24.0f, -1.0f / 12.0f, 1.0f / 6.0f },
+  { 0.0f, 0.0f, 1.0f },
+};
+
+/* t<kx> += G[i][ky] · g[ky][kx] for the three kx of tap row ky */
+#define GEMM_WINO_KY(ky)                                                     \
+  {                                                                          \
+    const float cf = wino_g[pi][ky];                                         \
+    if (cf != 0.0f)                                                          \
+      {                                                                      \
+        const gemm_v c_ = (gemm_v) (cf);                                     \
+        const global half *s0 = w0 + ((long) (3 * (ky)) * K + k) * ldw;      \
+        const global half *s1 = s0 + (long) K * ldw, *s2 = s1 + (long) K * ldw; \
+        if (k + GEMM_WIDEN_AHEAD < K)                                        \
+          {                                                                  \
+            SDCL_PREFETCH (s0 + GEMM_WIDEN_AHEAD * ldw);                     \
+            SDCL_PREFETCH (s1 + GEMM_WIDEN_AHEAD * ldw);                     \
+            SDCL_PREFETCH (s2 + GEMM_WIDEN_AHEAD * ldw);                     \
+          }                                                                  \
+        t0a = SDCL_FMA (c_, GEMM_LOAD_F16 (s0), t0a);                        \
+        t0b = SDCL_FMA (c_, GEMM_LOAD_F16 (s0 + off1), t0b);                 \
+        t1a = SDCL_FMA (c_, GEMM_LOAD_F16 (s1), t1a);                        \
+        t1b = SDCL_FMA (c_, GEMM_LOAD_F16 (s1 + off1), t1b);                 \
+        t2a = SDCL_FMA (c_, GEMM_LOAD_F16 (s2), t2a);                        \
+        t2b = SDCL_FMA (c_, GEMM_LOAD_F16 (s2 + off1), t2b);                 \
+      }                                                                      \
+  }
+
+/* U[6i + j] for the group's positions j0 .. j0 + jn - 1 from t */
+#define GEMM_WINO_STORE_J(j, h, o)                                           \
+  if ((j) >= j0 && (j) < j0 + jn)                                            \
+    {                                                                        \
+      const gemm_v g_ = wino_g[j][0] * t0##h + wino_g[j][1] * t1##h          \
+                        + wino_g[j][2] * t2##h;                              \
+      GEMM_STORE (g_, bl + ((long) ((j) - j0) * K + k) * GEMM_TILE_N + (o)); \
     }
-  GEMM_EPILOGUE;
+
+kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, long a_batch,
+          int M, int K, global const half *w, ulong w_off, long ldw, int N, int jn,
+          global float *c, ulong c_off, long ldc, long c_batch, local float *bl)
+{
+  const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
+  const int parts = 6 / jn, pi = get_global_id (2) / parts;
+  const int j0 = (get_global_id (2) - pi * parts) * jn;
+  if (n0 < N)
+    {
+      const global half *w0 = w + w_off + n0;
+      /* the second vector's columns; a tile past N reads the first again */
+      const int off1 = n0 + SDCL_GEMM_VW < N ? SDCL_GEMM_VW : 0;
+      const int per = (K + get_local_size (1) - 1) / get_local_size (1);
+      const int k_end = min (K, (int) (get_local_id (1) + 1) * per);
+      for (int k = get_local_id (1) * per; k < k_end; k++)
+        {
+          gemm_v t0a = 0.0f, t0b = 0.0f, t1a = 0.0f, t1b = 0.0f, t2a = 0.0f, t2b = 0.0f;
+          GEMM_WINO_KY (0) GEMM_WINO_KY (1) GEMM_WINO_KY (2)
+          GEMM_WINO_STORE_J (0, a, 0) GEMM_WINO_STORE_J (1, a, 0) GEMM_WINO_STORE_J (2, a, 0)
+          GEMM_WINO_STORE_J (3, a, 0) GEMM_WINO_STORE_J (4, a, 0) GEMM_WINO_STORE_J (5, a, 0)
+          GEMM_WINO_STORE_J (0, b, SDCL_GEMM_VW) GEMM_WINO_STORE_J (1, b, SDCL_GEMM_VW)
+          GEMM_WINO_STORE_J (2, b, SDCL_GEMM_VW) GEMM_WINO_STORE_J (3, b, SDCL_GEMM_VW)
+          GEMM_WINO_STORE_J (4, b, SDCL_GEMM_VW) GEMM_WINO_STORE_J (5, b, SDCL_GEMM_VW)
+        }
+    }
+  barrier (CLK_LOCAL_MEM_FENCE);
+  if (n0 >= N || m0 >= M)
+    return;
+  const int has_bias = 0, accumulate = 0;   /* for GEMM_EPILOGUE */
+  const global float *bias = c;
+  const ulong bias_off = 0;
+  for (int j = 0; j < jn; j++)
+    {
+      const int batch = pi * 6 + j0 + j;
+      GEMM_LOCAL_PRODUCT (bl + (long) j * K * GEMM_TILE_N);
+    }
 }
 
 /* B with f32 storage: linear weights kept in f32, packed panels. */

@@ -13,7 +13,9 @@
  * three transforms around it:
  *   wino_weight_*  U[p][co / 16][ci][co % 16] = (G g Gᵀ)[p] for each channel
  *                  pair, from the packed weight (rows k = (ky·3 + kx)·Cin + ci
- *                  of ldw), in panels that gemm_f32 streams (b_panel);
+ *                  of ldw), in panels that gemm_f32 streams (b_panel); on
+ *                  CPUs with f16 weights gemm_wino_f16_local (cl/gemm.cl)
+ *                  makes its columns of U itself instead;
  *   wino_input_*   V[p][t][ci] = (Bᵀ d B)[p] for each tile t, 8 channels per
  *                  work-item as one float8;
  *   wino_output    y = Aᵀ M A + bias, 8 output channels per work-item.

@@ -839,15 +839,31 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
   const gint64 W = x->ne[0], H = x->ne[1], N = x->ne[3];
   const gint64 tiles_w = (Wo + 3) / 4, tiles_h = (Ho + 3) / 4, rows = tiles_h * N;
 
+  /* f16 weights on CPUs: the products make their columns of U themselves,
+     6 or 3 positions per group (gemm_wino_f16_local), so no U is made;
+     else U in f32, in blocks of output channels. Stored, U is 36 floats
+     per weight, written and read back on every call; UNet CFG forward,
+     kernel time of the transforms and products, interleaved runs: 64x64
+     latents about 10 % less fused, 32x32 about 18 % less. (One position
+     per group was slower than the stored U at 16x16: each group's
+     transform cost as much as its product.) */
+  const gint64 tile_n = 2 * sdcl_engine_gemm_width (engine);
+  const SdclDeviceInfo *dev = sdcl_engine_device (engine);
+  const gsize panel_bytes = (gsize) Cin * tile_n * sizeof (gfloat);
+  const gint jn = 6 * panel_bytes <= dev->local_mem_bytes / 2 ? 6
+                  : 3 * panel_bytes <= dev->local_mem_bytes / 2 ? 3 : 0;
+  const gboolean fused = w->dtype == SDCL_DTYPE_F16 && !dev->is_gpu && jn > 0
+                         && g_strcmp0 (g_getenv ("SDCL_WINOGRAD_FUSED"), "0") != 0;
   /* output channels in blocks of bw (a multiple of 16) whose U fits in
    * WINO_U_BYTES; U [36][bw / 16][Cin][16], f32: per position, panels of 16
    * output channels, each a sequential stream over the input channels */
   const gint64 fit = (gint64) (WINO_U_BYTES / (36 * (gsize) Cin * sizeof (gfloat)));
-  const gint64 bw = MIN (ldw, MAX (GEMM_TN, fit / GEMM_TN * GEMM_TN));
+  const gint64 bw = fused ? ldw : MIN (ldw, MAX (GEMM_TN, fit / GEMM_TN * GEMM_TN));
   const gint64 blocks = (ldw + bw - 1) / bw;
-  const gint64 u_count = 36 * Cin * bw;
+  const gint64 u_count = fused ? 1 : 36 * Cin * bw;
   g_autoptr (SdclTensor) u = sdcl_tensor_new (engine, SDCL_DTYPE_F32, 1, &u_count, error);
-  if (!u || (blocks == 1 && !wino_weight_block (w, ldw, Cin, 0, bw / GEMM_TN, u, error)))
+  if (!u
+      || (!fused && blocks == 1 && !wino_weight_block (w, ldw, Cin, 0, bw / GEMM_TN, u, error)))
     return NULL;
 
   const gsize row_bytes = 36 * (gsize) tiles_w * (Cin + bw) * sizeof (gfloat);
@@ -882,13 +898,38 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
       for (gint64 co0 = 0; co0 < Cout; co0 += bw)
         {
           const gint64 cols = MIN (bw, ldw - co0), n_out = MIN (bw, Cout - co0);
-          if (blocks > 1 && !wino_weight_block (w, ldw, Cin, co0, cols / GEMM_TN, u, error))
-            return NULL;
-          /* M[p] = V[p] · U[p] for the 36 positions p, the block's columns */
-          if (!launch_gemm_panels (engine, v, Cin, tiles * Cin, tiles, Cin, u, GEMM_TN,
-                                   Cin * cols, Cin * GEMM_TN, cols, NULL, m, cols, tiles * cols,
-                                   36, FALSE, error))
-            return NULL;
+          if (fused)
+            {
+              /* M[p] = V[p] · U[p], U's columns made by each group */
+              const gint64 row_tiles = (tiles + GEMM_TM - 1) / GEMM_TM;
+              const gsize local[3] = { 1, MIN (row_tiles, LOCAL_WG_M), 1 };
+              const gsize global[3] = { (cols + tile_n - 1) / tile_n,
+                                        sdcl_round_up (row_tiles, local[1]), 36 / jn };
+              const SdclArg args[] = {
+                SDCL_ARG_MEM (v->mem), SDCL_ARG_ULONG (0),
+                SDCL_ARG_LONG (Cin), SDCL_ARG_LONG (tiles * Cin),
+                SDCL_ARG_INT (tiles), SDCL_ARG_INT (Cin),
+                SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (sdcl_elem_off (w) + co0),
+                SDCL_ARG_LONG (ldw), SDCL_ARG_INT (cols), SDCL_ARG_INT (jn),
+                SDCL_ARG_MEM (m->mem), SDCL_ARG_ULONG (0),
+                SDCL_ARG_LONG (cols), SDCL_ARG_LONG (tiles * cols),
+                SDCL_ARG_LOCAL (jn * panel_bytes),
+              };
+              if (!sdcl_launch (engine, "gemm_wino_f16_local", 3, global, local, args,
+                                G_N_ELEMENTS (args), error))
+                return NULL;
+            }
+          else
+            {
+              if (blocks > 1
+                  && !wino_weight_block (w, ldw, Cin, co0, cols / GEMM_TN, u, error))
+                return NULL;
+              /* M[p] = V[p] · U[p] for the 36 positions p, the block's columns */
+              if (!launch_gemm_panels (engine, v, Cin, tiles * Cin, tiles, Cin, u, GEMM_TN,
+                                       Cin * cols, Cin * GEMM_TN, cols, NULL, m, cols,
+                                       tiles * cols, 36, FALSE, error))
+                return NULL;
+            }
           const gsize out_local[3] = { MIN ((n_out + 7) / 8, 8), 1, 1 };
           const gsize out_global[3] = { sdcl_round_up ((n_out + 7) / 8, out_local[0]), tiles_w,
                                         r_end - r0 };
