@@ -648,7 +648,7 @@ test_large_gemm (void)
 }
 
 /* f16 weights times few rows (13 to 95: the text encoder's 77 tokens; 128
- * to 1024: the UNet's small levels), the product CPUs run with the weight
+ * to 2048: the UNet's small levels), the product CPUs run with the weight
  * widened in local memory per group (gemm_f16_local, groups of up to 32
  * row tiles): against the product in double on the host, and equal to
  * what SDCL_GEMM_LOCAL=0 runs, the kernel that converts in its K loop
@@ -659,7 +659,7 @@ test_few_rows_f16 (void)
 {
   static const gint64 shapes[][3] = {   /* M, K, N */
     { 13, 53, 29 }, { 18, 768, 100 }, { 77, 768, 3072 }, { 95, 131, 47 }, { 40, 1, 16 },
-    { 128, 640, 200 }, { 197, 61, 33 }, { 1024, 96, 48 },
+    { 128, 640, 200 }, { 197, 61, 33 }, { 1024, 96, 48 }, { 2048, 40, 20 },
   };
   for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
     {
