@@ -3,8 +3,9 @@
  * its time, device memory and process memory. Random weights of the real
  * shapes (fullsize.h), made once into the build folder.
  *
- *   bench-models [MODEL.safetensors] [text|unet|vae]
- *   (default: build/sd15-random.safetensors, every part)
+ *   bench-models [MODEL.safetensors] [text|unet|vae] [LATENT_SIZE]
+ *   (default: build/sd15-random.safetensors, every part, the UNet at 64x64
+ *   latents: 512x512 images; 32 runs it at 256x256's)
  */
 #include <locale.h>
 #include <stdio.h>
