@@ -89,6 +89,15 @@ widen_in_local (SdclEngine *engine, const SdclTensor *w, gint64 rows, gsize byte
          && bytes <= dev->local_mem_bytes / 2 && g_strcmp0 (g_getenv (env), "0") != 0;
 }
 
+/* Whether a product of M rows and K-row f16 B runs gemm_f16_local: its
+ * group's columns (K x the tile's width) widened in local memory. */
+static gboolean
+gemm_widens (SdclEngine *engine, const SdclTensor *b, gint64 M, gint64 K)
+{
+  const gsize panel_bytes = (gsize) K * 2 * sdcl_engine_gemm_width (engine) * sizeof (gfloat);
+  return widen_in_local (engine, b, M, panel_bytes, "SDCL_GEMM_LOCAL");
+}
+
 static inline glong
 elem_stride (const SdclTensor *t, int i)
 {
@@ -484,7 +493,7 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
   /* f16 B shared by several row tiles of a group: widened once per group
      in local memory (CPUs, where local memory is ordinary cache) */
   const gsize panel_bytes = (gsize) K * tile_n * sizeof (gfloat);
-  const gboolean widen = widen_in_local (engine, b, M, panel_bytes, "SDCL_GEMM_LOCAL");
+  const gboolean widen = gemm_widens (engine, b, M, K);
   const gint64 row_tiles = (M + GEMM_TM - 1) / GEMM_TM;
   const gsize local[3] = { GEMM_WG_N, widen ? MIN (row_tiles, LOCAL_WG_M) : GEMM_WG_M, 1 };
   const gsize global[3] = {
@@ -602,10 +611,7 @@ linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, S
   const gint64 M = x->ne[1] * x->ne[2] * x->ne[3];
   /* few rows read the stored f16 rows (widened per group in local memory
      on CPUs, see launch_gemm_panels); many read an f32 copy in panels */
-  const gsize panel_bytes = (gsize) K * 2 * sdcl_engine_gemm_width (x->engine) * sizeof (gfloat);
-  if (M < PACK_MIN_ROWS
-      || (M <= LINEAR_LOCAL_MAX_ROWS
-          && widen_in_local (x->engine, w, M, panel_bytes, "SDCL_GEMM_LOCAL")))
+  if (M < PACK_MIN_ROWS || (M <= LINEAR_LOCAL_MAX_ROWS && gemm_widens (x->engine, w, M, K)))
     return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, N, 0, 1, accumulate,
                         error);
   g_autoptr (SdclTensor) packed = pack_panels (w, ldw, 1, 0, K, ldw, 1, error);
@@ -865,10 +871,11 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
   const gint64 fit = (gint64) (WINO_U_BYTES / (36 * (gsize) Cin * sizeof (gfloat)));
   const gint64 bw = fused ? ldw : MIN (ldw, MAX (GEMM_TN, fit / GEMM_TN * GEMM_TN));
   const gint64 blocks = (ldw + bw - 1) / bw;
-  const gint64 u_count = fused ? 1 : 36 * Cin * bw;
-  g_autoptr (SdclTensor) u = sdcl_tensor_new (engine, SDCL_DTYPE_F32, 1, &u_count, error);
-  if (!u
-      || (!fused && blocks == 1 && !wino_weight_block (w, ldw, Cin, 0, bw / GEMM_TN, u, error)))
+  const gint64 u_count = 36 * Cin * bw;
+  g_autoptr (SdclTensor) u = fused ? NULL
+                                   : sdcl_tensor_new (engine, SDCL_DTYPE_F32, 1, &u_count, error);
+  if (!fused
+      && (!u || (blocks == 1 && !wino_weight_block (w, ldw, Cin, 0, bw / GEMM_TN, u, error))))
     return NULL;
 
   const gsize row_bytes = 36 * (gsize) tiles_w * (Cin + bw) * sizeof (gfloat);
