@@ -3,7 +3,7 @@
 full-size benchmark, done by diffusers on PyTorch CPU.
 
     python tests/bench-peer.py MODEL.safetensors --configs models/configs/sd15 \\
-        [--sizes 512,256] [--steps 20] [--threads 2] [--json OUT.json]
+        [--sizes 512,256] [--steps 20] [--threads 2] [--device cpu] [--json OUT.json]
 
 MODEL is the engine's random SD 1.5-shaped file (original single-file
 layout, no metadata; `build/tests/make-random-model models/configs/sd15
@@ -11,7 +11,10 @@ OUT`). It is loaded offline into a float32 StableDiffusionPipeline the way
 tests/reference/make_fullsize_reference.py loads it (architecture from the
 JSON configs, names converted by diffusers' single-file loader, tokenizer
 from tests/reference/clip_vocab.py), with EulerDiscreteScheduler from the
-scheduler config and no safety checker, on `--threads` CPU threads.
+scheduler config and no safety checker, on `--threads` CPU threads
+(`--device cuda`: on the GPU, float32 with TF32 off, each step and the
+decode timed after a device synchronize; peak_rss_GB is then host memory
+and the JSON adds the device's peak allocation).
 
 For each size, one run: prompt "a photograph of an astronaut riding a
 horse", negative "", Euler, CFG 7.5, seed 1, to latents; then the VAE
@@ -80,7 +83,13 @@ def ru_maxrss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_size(pipe, size, steps):
+def sync(device):
+    """Wait for the device's queued work, so a clock read counts it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_size(pipe, size, steps, device):
     """One txt2img run at size x size; returns its measurements."""
     marks = {"unet_start": None, "step_ends": []}
 
@@ -89,6 +98,7 @@ def run_size(pipe, size, steps):
             marks["unet_start"] = time.perf_counter()
 
     def on_step_end(pipeline, i, t, callback_kwargs):
+        sync(device)
         marks["step_ends"].append(time.perf_counter())
         return callback_kwargs
 
@@ -104,6 +114,8 @@ def run_size(pipe, size, steps):
     hook = pipe.unet.register_forward_pre_hook(unet_pre_hook, with_kwargs=True)
     pipe.encode_prompt = timed_encode_prompt
     hwm_reset = reset_hwm()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     try:
         generator = torch.Generator("cpu").manual_seed(SEED)
         t_start = time.perf_counter()
@@ -115,6 +127,7 @@ def run_size(pipe, size, steps):
         with torch.no_grad():
             image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor,
                                     return_dict=False)[0]
+        sync(device)
         t_vae = time.perf_counter()
         pixels = pipe.image_processor.postprocess(image, output_type="np")
         pixels = (pixels * 255).round().astype("uint8")
@@ -144,6 +157,7 @@ def run_size(pipe, size, steps):
         "latents_finite": bool(torch.isfinite(latents).all()),
         "latents_rms": float(latents.float().pow(2).mean().sqrt()),
         "image_mean_u8": float(pixels.mean()),
+        "device_peak_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else 0,
     }
 
 
@@ -155,6 +169,7 @@ def main():
     ap.add_argument("--sizes", default="512,256", help="comma-separated square sizes")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--json", help="write the measurements here")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -177,18 +192,24 @@ def main():
     with open(os.path.join(args.configs, "scheduler.json")) as f:
         pipe.scheduler = EulerDiscreteScheduler.from_config(json.load(f))
     pipe.set_progress_bar_config(disable=True)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        pipe.to("cuda")
+        sync(args.device)
     load_s = time.perf_counter() - t0
     load_rss = vm_hwm()
 
-    device = (f"PyTorch {torch.__version__} CPU ({platform.processor() or platform.machine()}),"
-              f" diffusers {diffusers.__version__}, float32, {torch.get_num_threads()} threads")
+    where = (f"CUDA ({torch.cuda.get_device_name()}), TF32 off" if args.device == "cuda"
+             else f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads")
+    device = (f"PyTorch {torch.__version__} {where}, diffusers {diffusers.__version__}, float32")
     print(f"peer: {device}")
     print(f"txt2img, {args.steps} steps, Euler, CFG {GUIDANCE}, seed {SEED}; "
           f"model load {load_s:.1f} s, peak RSS {load_rss / 1e9:.2f} GB", flush=True)
 
     runs = []
     for size in sizes:
-        runs.append(run_size(pipe, size, args.steps))
+        runs.append(run_size(pipe, size, args.steps, args.device))
         r = runs[-1]
         print(f"  {size}x{size} done in {r['total_s']:.1f} s", flush=True)
 
