@@ -71,6 +71,95 @@ kernel void attention_f32 (global const float *q, ulong q_off, long q_row, long 
     vstore4 (acc[d] * inv, d, op);
 }
 
+/* ---- GPUs: keys and values through local memory -------------------------
+ *
+ * attention_f32 above leaves each work-item reading every key and value
+ * row from global memory on its own and sizes its registers for the widest
+ * head (160), which a GPU compiler spills (H200: 1.8 TFLOP/s at 4096
+ * tokens, heads of 40). attention_tiled_d<D/4> is the same recurrence for
+ * one head width known when compiling: a group of AT_Q work-items, one
+ * query row each, copies blocks of AT_K keys and values into local memory
+ * together, then every work-item reads them from there (the same address
+ * across the group: a broadcast). Scores of masked-out keys (past Skv) are
+ * -inf, so they weigh 0. No causal mask (the text encoder, whose causal
+ * attention is small, runs attention_f32). Same layouts as attention_f32;
+ * launch: local (AT_Q, 1, 1), global (Sq rounded up to AT_Q, H, B).
+ */
+#define AT_Q 64
+#define AT_K 32
+
+#define ATT_TILED_KERNEL(D4)                                                 \
+kernel __attribute__ ((reqd_work_group_size (AT_Q, 1, 1)))                   \
+void attention_tiled_d##D4 (global const float *q, ulong q_off, long q_row, long q_batch, \
+                            global const float *k, ulong k_off, long k_row, long k_batch, \
+                            global const float *v, ulong v_off, long v_row, long v_batch, \
+                            global float *o, ulong o_off, long o_row, long o_batch, \
+                            int Sq, int Skv, float scale)                    \
+{                                                                            \
+  local float4 lk[AT_K * D4], lv[AT_K * D4];                                 \
+  const int t = get_local_id (0), i = get_group_id (0) * AT_Q + t;           \
+  const int h = get_group_id (1), b = get_group_id (2);                      \
+  const global float *qp = q + q_off + b * q_batch + (long) min (i, Sq - 1) * q_row \
+                           + h * (D4 * 4);                                   \
+  const global float *kp = k + k_off + b * k_batch + h * (D4 * 4);           \
+  const global float *vp = v + v_off + b * v_batch + h * (D4 * 4);           \
+  float4 qv[D4], acc[D4];                                                    \
+  for (int d = 0; d < D4; d++)                                               \
+    {                                                                        \
+      qv[d] = vload4 (d, qp) * scale;                                        \
+      acc[d] = (float4) (0.0f);                                              \
+    }                                                                        \
+  float m = -INFINITY, l = 0.0f;                                             \
+  for (int j0 = 0; j0 < Skv; j0 += AT_K)                                     \
+    {                                                                        \
+      const int nb = min (AT_K, Skv - j0);                                   \
+      barrier (CLK_LOCAL_MEM_FENCE);                                         \
+      for (int e = t; e < AT_K * D4; e += AT_Q)                              \
+        {                                                                    \
+          const long r = j0 + min (e / D4, nb - 1);                          \
+          lk[e] = vload4 (e % D4, kp + r * k_row);                           \
+          lv[e] = vload4 (e % D4, vp + r * v_row);                           \
+        }                                                                    \
+      barrier (CLK_LOCAL_MEM_FENCE);                                         \
+      float s[AT_K];                                                         \
+      float bmax = -INFINITY;                                                \
+      for (int j = 0; j < AT_K; j++)                                         \
+        {                                                                    \
+          float4 dot = (float4) (0.0f);                                      \
+          for (int d = 0; d < D4; d++)                                       \
+            dot = fma (qv[d], lk[j * D4 + d], dot);                          \
+          s[j] = j < nb ? dot.x + dot.y + dot.z + dot.w : -INFINITY;         \
+          bmax = fmax (bmax, s[j]);                                          \
+        }                                                                    \
+      const float m_new = fmax (m, bmax);                                    \
+      const float corr = exp (m - m_new);     /* 0 on the first block */     \
+      l *= corr;                                                             \
+      for (int d = 0; d < D4; d++)                                           \
+        acc[d] *= corr;                                                      \
+      for (int j = 0; j < AT_K; j++)                                         \
+        {                                                                    \
+          const float p = exp (s[j] - m_new);                                \
+          l += p;                                                            \
+          for (int d = 0; d < D4; d++)                                       \
+            acc[d] = fma ((float4) (p), lv[j * D4 + d], acc[d]);             \
+        }                                                                    \
+      m = m_new;                                                             \
+    }                                                                        \
+  if (i < Sq)                                                                \
+    {                                                                        \
+      global float *op = o + o_off + b * o_batch + (long) i * o_row + h * (D4 * 4); \
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;                          \
+      for (int d = 0; d < D4; d++)                                           \
+        vstore4 (acc[d] * inv, d, op);                                       \
+    }                                                                        \
+}
+
+/* head widths 32, 40, 64 and 80 (SD 1.x: 40 and 80; 2.x and SDXL: 64) */
+ATT_TILED_KERNEL (8)
+ATT_TILED_KERNEL (10)
+ATT_TILED_KERNEL (16)
+ATT_TILED_KERNEL (20)
+
 /* ---- CPUs with 16-wide vectors (AVX-512): the same recurrence, register
  * tiled like cl/gemm.cl ------------------------------------------------------
  *

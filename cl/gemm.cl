@@ -434,3 +434,279 @@ kernel void gemm_pack_f16 (global const half *src, ulong off, long ld_k, long ld
 {
   GEMM_PACK_BODY (vload_half8, GEMM_DEREF_F16);
 }
+
+/* ---- GPUs: tiles in local memory ---------------------------------------------
+ *
+ * The kernels above give each work-item its own tile and count on caches;
+ * on a GPU that leaves the multiprocessors waiting on loads (gemm_f32 ran
+ * at about a ninth of cuBLAS's sgemm on an H200). gemm_tiled_* is the
+ * classic shared-memory GEMM: a group of 16x16 work-items computes a
+ * 128x128 block of C; per step of GT_BK = 16 along K it copies a 128x16
+ * block of A (transposed, k-major) and a 16x128 block of B into local
+ * memory, and each work-item multiplies 8 rows by 8 columns from there
+ * (two float4 of A and two of B per k: 64 FMAs per 4 local loads). The
+ * next step's blocks are read into registers while this step computes.
+ * A work-item's rows are ty·4 .. +3 and 64 + ty·4 .. +3, its columns
+ * tx·4 .. +3 and 64 + tx·4 .. +3, so the local reads are float4 and the
+ * stores of C are 16-byte runs across the work-items of a row.
+ * Same arguments and layouts as gemm_f32 / gemm_f16; B is read straight
+ * from its 16-column panels, f16 converted on the way to local memory.
+ * Launch: local (16, 16, 1), global (16 · ceil(N / 128), 16 · ceil(M /
+ * 128), batches).
+ */
+#define GT_BM 128
+#define GT_BN 128
+#define GT_BK 16
+
+/* This work-item's share of the next blocks: A row t/2, k (t%2)·8 .. +7;
+ * B panel t/32, k (t%32)/2, columns ((t%32)%2)·8 .. +7. Zero outside. */
+#define GT_FETCH(LOADB8)                                                     \
+  do {                                                                       \
+    const int ka = k0 + akof;                                                \
+    if (arow < M && ka + 8 <= K)                                             \
+      ra = vload8 (0, ap + ka);                                              \
+    else                                                                     \
+      {                                                                      \
+        float t_[8];                                                         \
+        for (int j_ = 0; j_ < 8; j_++)                                       \
+          t_[j_] = arow < M && ka + j_ < K ? ap[ka + j_] : 0.0f;             \
+        ra = vload8 (0, t_);                                                 \
+      }                                                                      \
+    const int kb = k0 + bk;                                                  \
+    rb = bcol < N && kb < K ? LOADB8 (bp + (long) kb * ldb) : (float8) (0.0f); \
+  } while (0)
+
+#define GT_STORE_LOCAL                                                       \
+  do {                                                                       \
+    const float ta_[8] = { ra.s0, ra.s1, ra.s2, ra.s3, ra.s4, ra.s5, ra.s6, ra.s7 }; \
+    for (int j_ = 0; j_ < 8; j_++)                                           \
+      la[(akof + j_) * GT_BM + alr] = ta_[j_];                               \
+    vstore8 (rb, 0, lb + bk * GT_BN + bln);                                  \
+  } while (0)
+
+#define GT_FMA4(acc, s, bv) acc = fma ((float4) (s), (bv), acc)
+
+#define GT_BODY(T, LOADB8)                                                   \
+  local float la[GT_BK * GT_BM], lb[GT_BK * GT_BN];                          \
+  const int tx = get_local_id (0), ty = get_local_id (1);                    \
+  const int t = ty * 16 + tx;                                                \
+  const int m0 = get_group_id (1) * GT_BM, n0 = get_group_id (0) * GT_BN;   \
+  const int batch = get_group_id (2);                                        \
+  /* the blocks' loads */                                                    \
+  const int alr = t / 2, akof = (t % 2) * 8, arow = m0 + alr;                \
+  const global float *ap = a + a_off + batch * a_batch + (long) min (arow, M - 1) * lda; \
+  const int bpan = t / 32, bk = (t % 32) / 2, bj = (t % 2) * 8;              \
+  const int bcol = n0 + bpan * 16;                                           \
+  const int bln = bpan * 16 + bj;                                            \
+  const global T *bp = b + b_off + batch * b_batch                          \
+                       + (long) (min (bcol, N - 1) / 16) * b_panel + bj;     \
+  float4 c00 = 0.0f, c01 = 0.0f, c10 = 0.0f, c11 = 0.0f, c20 = 0.0f, c21 = 0.0f, \
+         c30 = 0.0f, c31 = 0.0f, c40 = 0.0f, c41 = 0.0f, c50 = 0.0f, c51 = 0.0f, \
+         c60 = 0.0f, c61 = 0.0f, c70 = 0.0f, c71 = 0.0f;                     \
+  float8 ra, rb;                                                             \
+  int k0 = 0;                                                                \
+  GT_FETCH (LOADB8);                                                         \
+  for (; k0 < K; )                                                           \
+    {                                                                        \
+      barrier (CLK_LOCAL_MEM_FENCE);                                         \
+      GT_STORE_LOCAL;                                                        \
+      barrier (CLK_LOCAL_MEM_FENCE);                                         \
+      k0 += GT_BK;                                                           \
+      if (k0 < K)                                                            \
+        GT_FETCH (LOADB8);                                                   \
+      for (int kk = 0; kk < GT_BK; kk++)                                     \
+        {                                                                    \
+          const float4 a0 = vload4 (0, la + kk * GT_BM + ty * 4);            \
+          const float4 a1 = vload4 (0, la + kk * GT_BM + 64 + ty * 4);       \
+          const float4 b0 = vload4 (0, lb + kk * GT_BN + tx * 4);            \
+          const float4 b1 = vload4 (0, lb + kk * GT_BN + 64 + tx * 4);       \
+          GT_FMA4 (c00, a0.x, b0); GT_FMA4 (c01, a0.x, b1);                  \
+          GT_FMA4 (c10, a0.y, b0); GT_FMA4 (c11, a0.y, b1);                  \
+          GT_FMA4 (c20, a0.z, b0); GT_FMA4 (c21, a0.z, b1);                  \
+          GT_FMA4 (c30, a0.w, b0); GT_FMA4 (c31, a0.w, b1);                  \
+          GT_FMA4 (c40, a1.x, b0); GT_FMA4 (c41, a1.x, b1);                  \
+          GT_FMA4 (c50, a1.y, b0); GT_FMA4 (c51, a1.y, b1);                  \
+          GT_FMA4 (c60, a1.z, b0); GT_FMA4 (c61, a1.z, b1);                  \
+          GT_FMA4 (c70, a1.w, b0); GT_FMA4 (c71, a1.w, b1);                  \
+        }                                                                    \
+    }                                                                        \
+  const int col0 = n0 + tx * 4, col1 = n0 + 64 + tx * 4;                     \
+  float4 bias0 = 0.0f, bias1 = 0.0f;                                         \
+  if (has_bias)                                                              \
+    {                                                                        \
+      bias0 = gt_load4 (bias + bias_off, col0, N);                           \
+      bias1 = gt_load4 (bias + bias_off, col1, N);                           \
+    }                                                                        \
+  global float *cb = c + c_off + batch * c_batch;                            \
+  const int r0 = m0 + ty * 4, r1 = m0 + 64 + ty * 4;                         \
+  gt_store_row (cb, ldc, r0, M, col0, col1, N, c00 + bias0, c01 + bias1, accumulate); \
+  gt_store_row (cb, ldc, r0 + 1, M, col0, col1, N, c10 + bias0, c11 + bias1, accumulate); \
+  gt_store_row (cb, ldc, r0 + 2, M, col0, col1, N, c20 + bias0, c21 + bias1, accumulate); \
+  gt_store_row (cb, ldc, r0 + 3, M, col0, col1, N, c30 + bias0, c31 + bias1, accumulate); \
+  gt_store_row (cb, ldc, r1, M, col0, col1, N, c40 + bias0, c41 + bias1, accumulate); \
+  gt_store_row (cb, ldc, r1 + 1, M, col0, col1, N, c50 + bias0, c51 + bias1, accumulate); \
+  gt_store_row (cb, ldc, r1 + 2, M, col0, col1, N, c60 + bias0, c61 + bias1, accumulate); \
+  gt_store_row (cb, ldc, r1 + 3, M, col0, col1, N, c70 + bias0, c71 + bias1, accumulate)
+
+/* Four values of a row from col on, zero past n. */
+inline float4
+gt_load4 (const global float *p, int col, int n)
+{
+  if (col + 4 <= n)
+    return vload4 (0, p + col);
+  float t[4];
+  for (int j = 0; j < 4; j++)
+    t[j] = col + j < n ? p[col + j] : 0.0f;
+  return vload4 (0, t);
+}
+
+inline void
+gt_store4 (global float *p, int col, int n, float4 v, int accumulate)
+{
+  if (col + 4 <= n)
+    {
+      if (accumulate)
+        v += vload4 (0, p + col);
+      vstore4 (v, 0, p + col);
+      return;
+    }
+  const float t[4] = { v.x, v.y, v.z, v.w };
+  for (int j = 0; j < 4 && col + j < n; j++)
+    p[col + j] = accumulate ? p[col + j] + t[j] : t[j];
+}
+
+/* Row r of C (if r < M): the work-item's two runs of four columns. */
+inline void
+gt_store_row (global float *cb, long ldc, int r, int M, int col0, int col1, int N, float4 v0,
+              float4 v1, int accumulate)
+{
+  if (r >= M)
+    return;
+  global float *p = cb + (long) r * ldc;
+  gt_store4 (p, col0, N, v0, accumulate);
+  gt_store4 (p, col1, N, v1, accumulate);
+}
+
+#define GT_LOAD_F32(p) vload8 (0, (p))
+#define GT_LOAD_F16(p) vload_half8 (0, (p))
+
+kernel __attribute__ ((reqd_work_group_size (16, 16, 1)))
+void gemm_tiled_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
+                     global const float *b, ulong b_off, long ldb, long b_batch, long b_panel,
+                     int N, global const float *bias, ulong bias_off, int has_bias,
+                     global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
+{
+  GT_BODY (float, GT_LOAD_F32);
+}
+
+kernel __attribute__ ((reqd_work_group_size (16, 16, 1)))
+void gemm_tiled_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
+                     global const half *b, ulong b_off, long ldb, long b_batch, long b_panel,
+                     int N, global const float *bias, ulong bias_off, int has_bias,
+                     global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
+{
+  GT_BODY (half, GT_LOAD_F16);
+}
+
+/* The same for products with few rows (Winograd's per-position products
+ * at the small levels: 8 to 64 rows): blocks of 32x128, each work-item 2
+ * rows (ty·2, +1) by the same 8 columns, so a block does not compute 96
+ * rows that do not exist. Per step the group copies 32x16 of A (two
+ * values per work-item) and the same 16x128 of B. */
+#define GT32_BM 32
+
+#define GT32_BODY(T, LOADB8)                                                 \
+  local float la[GT_BK * GT32_BM], lb[GT_BK * GT_BN];                        \
+  const int tx = get_local_id (0), ty = get_local_id (1);                    \
+  const int t = ty * 16 + tx;                                                \
+  const int m0 = get_group_id (1) * GT32_BM, n0 = get_group_id (0) * GT_BN; \
+  const int batch = get_group_id (2);                                        \
+  const int alr = t / 8, akof = (t % 8) * 2, arow = m0 + alr;                \
+  const global float *ap = a + a_off + batch * a_batch + (long) min (arow, M - 1) * lda; \
+  const int bpan = t / 32, bk = (t % 32) / 2, bj = (t % 2) * 8;              \
+  const int bcol = n0 + bpan * 16;                                           \
+  const int bln = bpan * 16 + bj;                                            \
+  const global T *bp = b + b_off + batch * b_batch                          \
+                       + (long) (min (bcol, N - 1) / 16) * b_panel + bj;     \
+  float4 c00 = 0.0f, c01 = 0.0f, c10 = 0.0f, c11 = 0.0f;                     \
+  float2 ra;                                                                 \
+  float8 rb;                                                                 \
+  int k0 = 0;                                                                \
+  GT32_FETCH (LOADB8);                                                       \
+  for (; k0 < K; )                                                           \
+    {                                                                        \
+      barrier (CLK_LOCAL_MEM_FENCE);                                         \
+      la[akof * GT32_BM + alr] = ra.x;                                       \
+      la[(akof + 1) * GT32_BM + alr] = ra.y;                                 \
+      vstore8 (rb, 0, lb + bk * GT_BN + bln);                                \
+      barrier (CLK_LOCAL_MEM_FENCE);                                         \
+      k0 += GT_BK;                                                           \
+      if (k0 < K)                                                            \
+        GT32_FETCH (LOADB8);                                                 \
+      for (int kk = 0; kk < GT_BK; kk++)                                     \
+        {                                                                    \
+          const float2 a0 = vload2 (0, la + kk * GT32_BM + ty * 2);          \
+          const float4 b0 = vload4 (0, lb + kk * GT_BN + tx * 4);            \
+          const float4 b1 = vload4 (0, lb + kk * GT_BN + 64 + tx * 4);       \
+          GT_FMA4 (c00, a0.x, b0); GT_FMA4 (c01, a0.x, b1);                  \
+          GT_FMA4 (c10, a0.y, b0); GT_FMA4 (c11, a0.y, b1);                  \
+        }                                                                    \
+    }                                                                        \
+  const int col0 = n0 + tx * 4, col1 = n0 + 64 + tx * 4;                     \
+  float4 bias0 = 0.0f, bias1 = 0.0f;                                         \
+  if (has_bias)                                                              \
+    {                                                                        \
+      bias0 = gt_load4 (bias + bias_off, col0, N);                           \
+      bias1 = gt_load4 (bias + bias_off, col1, N);                           \
+    }                                                                        \
+  global float *cb = c + c_off + batch * c_batch;                            \
+  const int r0 = m0 + ty * 2;                                                \
+  gt_store_row (cb, ldc, r0, M, col0, col1, N, c00 + bias0, c01 + bias1, accumulate); \
+  gt_store_row (cb, ldc, r0 + 1, M, col0, col1, N, c10 + bias0, c11 + bias1, accumulate)
+
+#define GT32_FETCH(LOADB8)                                                   \
+  do {                                                                       \
+    const int ka = k0 + akof;                                                \
+    ra.x = arow < M && ka < K ? ap[ka] : 0.0f;                               \
+    ra.y = arow < M && ka + 1 < K ? ap[ka + 1] : 0.0f;                       \
+    const int kb = k0 + bk;                                                  \
+    rb = bcol < N && kb < K ? LOADB8 (bp + (long) kb * ldb) : (float8) (0.0f); \
+  } while (0)
+
+kernel __attribute__ ((reqd_work_group_size (16, 16, 1)))
+void gemm_tiled32_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
+                       global const float *b, ulong b_off, long ldb, long b_batch, long b_panel,
+                       int N, global const float *bias, ulong bias_off, int has_bias,
+                       global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
+{
+  GT32_BODY (float, GT_LOAD_F32);
+}
+
+kernel __attribute__ ((reqd_work_group_size (16, 16, 1)))
+void gemm_tiled32_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
+                       global const half *b, ulong b_off, long ldb, long b_batch, long b_panel,
+                       int N, global const float *bias, ulong bias_off, int has_bias,
+                       global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
+{
+  GT32_BODY (half, GT_LOAD_F16);
+}
+
+/* Split K: a product with too few blocks to fill the device runs as
+ * `splits` products over consecutive ranges of K (the tiled kernels'
+ * batches, partial sums p [splits][M][N]); this adds them up with the
+ * bias into C (C += ... with accumulate). global (N, M). */
+kernel void gemm_splitk_sum (global const float *p, int splits, int M, int N,
+                             global const float *bias, ulong bias_off, int has_bias,
+                             global float *c, ulong c_off, long ldc, int accumulate)
+{
+  const int n = get_global_id (0), m = get_global_id (1);
+  if (n >= N || m >= M)
+    return;
+  float s = 0.0f;
+  for (int i = 0; i < splits; i++)
+    s += p[((long) i * M + m) * N + n];
+  if (has_bias)
+    s += bias[bias_off + n];
+  global float *cp = c + c_off + (long) m * ldc + n;
+  *cp = accumulate ? *cp + s : s;
+}

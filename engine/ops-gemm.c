@@ -89,6 +89,24 @@ widen_in_local (SdclEngine *engine, const SdclTensor *w, gint64 rows, gsize byte
          && bytes <= dev->local_mem_bytes / 2 && g_strcmp0 (g_getenv (env), "0") != 0;
 }
 
+/* Whether products run gemm_tiled_* (cl/gemm.cl: 128x128 blocks of C
+ * staged through local memory by 16x16 work-items): on GPUs, where the
+ * per-work-item kernels leave the multiprocessors waiting on loads (H200,
+ * NVIDIA OpenCL: gemm_f32 at 5.5 TFLOP/s on 4096x320 · 320x1280, cuBLAS's
+ * sgemm at 35). SDCL_GEMM_TILED=1 forces it on any device (tests), =0
+ * turns it off. */
+static gboolean
+gemm_tiled (SdclEngine *engine)
+{
+  const SdclDeviceInfo *dev = sdcl_engine_device (engine);
+  if (dev->max_work_group_size < 256 || dev->local_mem_bytes < 16384)
+    return FALSE;
+  const gchar *env = g_getenv ("SDCL_GEMM_TILED");
+  if (env && *env)
+    return g_str_equal (env, "1");
+  return dev->is_gpu;
+}
+
 /* Whether a product of M rows and K-row f16 B runs gemm_f16_local: its
  * group's columns (K x the tile's width) widened in local memory. */
 static gboolean
@@ -481,6 +499,69 @@ sdcl_linear_weight_new_parts (SdclEngine *engine, SdclDtype storage, const SdclW
   return pack_parts (engine, storage, parts, n_parts, in_features, 1, ne, error);
 }
 
+/* The arguments of every GEMM kernel in cl/gemm.cl (C at element c_off
+ * of c), then the local buffer of gemm_f16_local (panel_bytes): an
+ * initializer, so that the values (compound literals) live in the
+ * caller's block. */
+#define GEMM_N_ARGS 21
+#define GEMM_ARGS(a, lda, a_batch, M, K, b, ldb, b_batch, b_panel, N, bias, c, c_off, ldc,    \
+                  c_batch, accumulate, panel_bytes)                                        \
+  {                                                                                        \
+    SDCL_ARG_MEM ((a)->mem), SDCL_ARG_ULONG (sdcl_elem_off (a)),                           \
+    SDCL_ARG_LONG (lda), SDCL_ARG_LONG (a_batch),                                          \
+    SDCL_ARG_INT (M), SDCL_ARG_INT (K),                                                    \
+    SDCL_ARG_MEM ((b)->mem), SDCL_ARG_ULONG (sdcl_elem_off (b)),                           \
+    SDCL_ARG_LONG (ldb), SDCL_ARG_LONG (b_batch), SDCL_ARG_LONG (b_panel),                 \
+    SDCL_ARG_INT (N),                                                                      \
+    SDCL_ARG_MEM ((bias) ? (bias)->mem : (c)->mem),                                        \
+    SDCL_ARG_ULONG ((bias) ? sdcl_elem_off (bias) : 0),                                    \
+    SDCL_ARG_INT ((bias) != NULL),                                                         \
+    SDCL_ARG_MEM ((c)->mem), SDCL_ARG_ULONG (c_off),                                       \
+    SDCL_ARG_LONG (ldc), SDCL_ARG_LONG (c_batch), SDCL_ARG_INT (accumulate),               \
+    SDCL_ARG_LOCAL (panel_bytes),                                                          \
+  }
+
+/* One launch of gemm_tiled_* (128-row blocks) or gemm_tiled32_* (32-row
+ * blocks, for products of at most 64 rows) over `batches` products. */
+static gboolean
+launch_tiled (SdclEngine *engine, const SdclArg *args, gint64 M, gint64 N, gboolean f16,
+              gint64 batches, GError **error)
+{
+  const gboolean few = M <= 64;
+  const gint64 bm = few ? 32 : 128;
+  const gsize local[3] = { 16, 16, 1 };
+  const gsize global[3] = { 16 * ((N + 127) / 128), 16 * ((M + bm - 1) / bm), batches };
+  const gchar *name = few ? (f16 ? "gemm_tiled32_f16" : "gemm_tiled32_f32")
+                          : (f16 ? "gemm_tiled_f16" : "gemm_tiled_f32");
+  return sdcl_launch (engine, name, 3, global, local, args, GEMM_N_ARGS - 1, error);
+}
+
+/* How many ranges of K a single tiled product is split into: enough for
+ * its blocks to cover the device's compute units (a 256-row, 1280-column
+ * product makes 20 blocks of 128x128, against 132 multiprocessors on an
+ * H200), each range at least 64 long and K divided evenly. Batched
+ * products have blocks enough. SDCL_GEMM_SPLIT=n forces n where it
+ * divides K (tests). */
+static gint
+tiled_splits (SdclEngine *engine, gint64 M, gint64 K, gint64 N, gint64 batches)
+{
+  const gchar *env = g_getenv ("SDCL_GEMM_SPLIT");
+  if (env && *env)
+    {
+      const gint64 n = g_ascii_strtoll (env, NULL, 10);
+      return batches == 1 && n > 1 && n <= K && K % n == 0 ? (gint) n : 1;
+    }
+  if (batches != 1)
+    return 1;
+  const gint64 bm = M <= 64 ? 32 : 128;
+  const gint64 blocks = (M + bm - 1) / bm * ((N + 127) / 128);
+  const gint64 units = sdcl_engine_device (engine)->compute_units;
+  gint splits = 1;
+  while (blocks * splits < units && K % (2 * splits) == 0 && K / (2 * splits) >= 64)
+    splits *= 2;
+  return splits;
+}
+
 /* One launch of gemm_f16/gemm_f32 over `batches` products; with
  * `accumulate`, C += A·B (+ bias) instead of C = A·B (+ bias). */
 static gboolean
@@ -489,6 +570,38 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
                     gint64 N, const SdclTensor *bias, SdclTensor *c, glong ldc, glong c_batch,
                     gint64 batches, gboolean accumulate, GError **error)
 {
+  const gboolean f16 = b->dtype == SDCL_DTYPE_F16;
+  if (gemm_tiled (engine))
+    {
+      const gint splits = tiled_splits (engine, M, K, N, batches);
+      if (splits == 1)
+        {
+          const SdclArg args[] = GEMM_ARGS (a, lda, a_batch, M, K, b, ldb, b_batch, b_panel, N,
+                                            bias, c, sdcl_elem_off (c), ldc, c_batch,
+                                            accumulate, 0);
+          return launch_tiled (engine, args, M, N, f16, batches, error);
+        }
+      /* partial products over K / splits each (the kernel's batches),
+         then their sum with the bias into C */
+      const gint64 ks = K / splits, count = splits * M * N;
+      g_autoptr (SdclTensor) part = sdcl_tensor_new (engine, SDCL_DTYPE_F32, 1, &count, error);
+      if (!part)
+        return FALSE;
+      const SdclTensor *no_bias = NULL;
+      const SdclArg args[] = GEMM_ARGS (a, lda, ks, M, ks, b, ldb, ks * ldb, b_panel, N, no_bias,
+                                        part, 0, N, M * N, FALSE, 0);
+      const gsize s_local[2] = { 64, 1 };
+      const gsize s_global[2] = { sdcl_round_up (N, 64), M };
+      return launch_tiled (engine, args, M, N, f16, splits, error)
+             && SDCL_LAUNCH (engine, "gemm_splitk_sum", 2, s_global, s_local, error,
+                             SDCL_ARG_MEM (part->mem), SDCL_ARG_INT (splits),
+                             SDCL_ARG_INT (M), SDCL_ARG_INT (N),
+                             SDCL_ARG_MEM (bias ? bias->mem : c->mem),
+                             SDCL_ARG_ULONG (bias ? sdcl_elem_off (bias) : 0),
+                             SDCL_ARG_INT (bias != NULL),
+                             SDCL_ARG_MEM (c->mem), SDCL_ARG_ULONG (sdcl_elem_off (c)),
+                             SDCL_ARG_LONG (ldc), SDCL_ARG_INT (accumulate));
+    }
   const gint64 tile_n = 2 * sdcl_engine_gemm_width (engine);
   /* f16 B shared by several row tiles of a group: widened once per group
      in local memory (CPUs, where local memory is ordinary cache) */
@@ -501,24 +614,10 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
     sdcl_round_up (row_tiles, local[1]),
     batches,
   };
-  const SdclArg args[] = {
-    SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (sdcl_elem_off (a)),
-    SDCL_ARG_LONG (lda), SDCL_ARG_LONG (a_batch),
-    SDCL_ARG_INT (M), SDCL_ARG_INT (K),
-    SDCL_ARG_MEM (b->mem), SDCL_ARG_ULONG (sdcl_elem_off (b)),
-    SDCL_ARG_LONG (ldb), SDCL_ARG_LONG (b_batch), SDCL_ARG_LONG (b_panel),
-    SDCL_ARG_INT (N),
-    SDCL_ARG_MEM (bias ? bias->mem : c->mem),
-    SDCL_ARG_ULONG (bias ? sdcl_elem_off (bias) : 0),
-    SDCL_ARG_INT (bias != NULL),
-    SDCL_ARG_MEM (c->mem), SDCL_ARG_ULONG (sdcl_elem_off (c)),
-    SDCL_ARG_LONG (ldc), SDCL_ARG_LONG (c_batch), SDCL_ARG_INT (accumulate),
-    SDCL_ARG_LOCAL (panel_bytes),     /* gemm_f16_local only */
-  };
-  return sdcl_launch (engine,
-                      widen ? "gemm_f16_local"
-                            : b->dtype == SDCL_DTYPE_F16 ? "gemm_f16" : "gemm_f32",
-                      3, global, local, args, G_N_ELEMENTS (args) - !widen, error);
+  const SdclArg args[] = GEMM_ARGS (a, lda, a_batch, M, K, b, ldb, b_batch, b_panel, N, bias, c,
+                                    sdcl_elem_off (c), ldc, c_batch, accumulate, panel_bytes);
+  return sdcl_launch (engine, widen ? "gemm_f16_local" : f16 ? "gemm_f16" : "gemm_f32",
+                      3, global, local, args, GEMM_N_ARGS - !widen, error);
 }
 
 /* The same with B as plain rows of ldb >= N padded columns: panel n0/16
@@ -610,8 +709,11 @@ linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, S
     return FALSE;
   const gint64 M = x->ne[1] * x->ne[2] * x->ne[3];
   /* few rows read the stored f16 rows (widened per group in local memory
-     on CPUs, see launch_gemm_panels); many read an f32 copy in panels */
-  if (M < PACK_MIN_ROWS || (M <= LINEAR_LOCAL_MAX_ROWS && gemm_widens (x->engine, w, M, K)))
+     on CPUs, see launch_gemm_panels), and so does the tiled GEMM, which
+     converts each weight once per block of 128 rows; on CPUs many rows
+     read an f32 copy in panels */
+  if (M < PACK_MIN_ROWS || gemm_tiled (x->engine)
+      || (M <= LINEAR_LOCAL_MAX_ROWS && gemm_widens (x->engine, w, M, K)))
     return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, N, 0, 1, accumulate,
                         error);
   g_autoptr (SdclTensor) packed = pack_panels (w, ldw, 1, 0, K, ldw, 1, error);
@@ -814,8 +916,14 @@ sdcl_conv2d_padded (const SdclTensor *x, const SdclTensor *w, const SdclTensor *
  * position), 2.6x at 128 channels 512x512. Below 32 channels (the first
  * layers) the transforms would dominate. */
 static gboolean
-winograd_pays (gint64 Cin, gint64 Cout, gint64 tiles)
+winograd_pays (SdclEngine *engine, gint64 Cin, gint64 Cout, gint64 tiles)
 {
+  /* GPUs: the direct kernel gives a group per 4x8 tiles of 6x16, too few
+   * to fill the device at the small levels (H200, 1280 channels at 8x8 x2:
+   * direct 5.2 ms in 15 channel blocks of 40 groups, Winograd through the
+   * tiled GEMM 1.7 ms) */
+  if (sdcl_engine_device (engine)->is_gpu)
+    return Cin >= 32 && Cout >= 32;
   /* on the AVX-512 machine with float16 GEMM tiles the direct kernel won at
    * 1280 channels 8x8 x2 (8 tiles: 53 vs 64 ms), Winograd at 16x16 x2 (32
    * tiles: 77 vs 204 ms): the weight transform is a fixed cost per call */
@@ -1001,7 +1109,7 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
       const gchar *env = g_getenv ("SDCL_CONV");
       const gint64 tiles = (Wo + 3) / 4 * ((Ho + 3) / 4) * N;
       if (algorithm == SDCL_CONV_WINOGRAD
-          || (winograd_pays (Cin, Cout, tiles) && g_strcmp0 (env, "direct") != 0))
+          || (winograd_pays (x->engine, Cin, Cout, tiles) && g_strcmp0 (env, "direct") != 0))
         return conv_winograd (x, w, ldw, bias, pad, Wo, Ho, error);
     }
 

@@ -305,9 +305,11 @@ typedef struct
   gboolean causal;
 } AttentionCase;
 
-/* Both attention paths: the single kernel (GPUs) and query blocks through
- * matmul and softmax (CPUs); see use_attention_kernel() in ops.c. */
-static const gchar *attention_paths[] = { "kernel", "blocks", "flash" };
+/* Every attention path: the single kernel (attention_f32), its tiled form
+ * (GPUs; head widths 32, 40, 64, 80, else the single kernel), query blocks
+ * through matmul and softmax (CPUs) and the fused one (AVX-512); see
+ * use_attention_kernel() in ops.c. */
+static const gchar *attention_paths[] = { "kernel", "tiled", "blocks", "flash" };
 
 static void
 run_attention (gconstpointer data)
@@ -645,6 +647,108 @@ test_large_gemm (void)
   g_autoptr (SdclTensor) y = sdcl_linear (x, wt, b, &error);
   g_assert_no_error (error);
   check_large ("big_gemm", y, TOL_REL, TOL_NMSE);
+}
+
+/* The tiled GEMM that GPUs run (gemm_tiled_*: 128x128 blocks through
+ * local memory; gemm_tiled32_* with 32-row blocks up to 64 rows), forced
+ * here with SDCL_GEMM_TILED=1 so every device checks it: linear layers
+ * with f16 and f32 weights (B read as padded rows), with bias,
+ * accumulating into C, and batched matmul (B packed in panels, both
+ * orientations), on shapes that leave partial blocks in M, N and K (and
+ * one that fills them exactly), against double products on the host;
+ * each once as the device would split K and once split in 4 where 4
+ * divides K (SDCL_GEMM_SPLIT; partial sums added by gemm_splitk_sum). */
+static void
+test_matmul_tiled (void)
+{
+  static const gint64 shapes[][4] = {   /* M, K, N, batches */
+    { 1, 1, 1, 1 }, { 13, 53, 29, 1 }, { 77, 768, 300, 1 }, { 130, 17, 130, 2 },
+    { 256, 320, 256, 1 }, { 129, 40, 257, 3 }, { 300, 200, 17, 2 }, { 64, 1280, 130, 1 },
+    { 33, 96, 140, 3 },
+  };
+  g_setenv ("SDCL_GEMM_TILED", "1", TRUE);
+  for (guint r = 0; r < 2 * G_N_ELEMENTS (shapes); r++)
+    {
+      const guint s = r / 2;
+      if (r % 2)
+        g_setenv ("SDCL_GEMM_SPLIT", "4", TRUE);
+      else
+        g_unsetenv ("SDCL_GEMM_SPLIT");
+      const gint64 M = shapes[s][0], K = shapes[s][1], N = shapes[s][2], B = shapes[s][3];
+      g_autoptr (GError) error = NULL;
+      g_autofree gfloat *xv = sdcl_test_seeded (60 + s, K * M * B, 1.0f, 0.0f);
+      g_autofree gfloat *w = seeded_f16 (70 + s, N * K * B, (gfloat) (1.0 / sqrt ((double) K)));
+      g_autofree gfloat *bv = sdcl_test_seeded (80 + s, N, 0.1f, 0.0f);
+      g_autofree gfloat *cv = sdcl_test_seeded (90 + s, N * M, 1.0f, 0.0f);
+      const gint64 xne[4] = { K, M, B, 1 }, bne[4] = { N, 1, 1, 1 }, cne[4] = { N, M, 1, 1 };
+      g_autoptr (SdclTensor) x = upload (xv, xne, SDCL_DTYPE_F32);
+      g_autoptr (SdclTensor) b = upload (bv, bne, SDCL_DTYPE_F32);
+      g_autofree gfloat *want = g_new (gfloat, M * N * B);
+      g_autofree gchar *name = NULL;
+
+      /* linear: batch 0 of x times the first weight, + bias (+ C) */
+      for (gint mode = 0; mode < 3; mode++)
+        {
+          const SdclDtype dt = mode == 1 ? SDCL_DTYPE_F32 : SDCL_DTYPE_F16;
+          g_autoptr (SdclTensor) wt = sdcl_linear_weight_new (engine, dt, w, N, K, &error);
+          g_assert_no_error (error);
+          const gint64 x1ne[4] = { K, M, 1, 1 };
+          g_autoptr (SdclTensor) x1 = upload (xv, x1ne, SDCL_DTYPE_F32);
+          g_autoptr (SdclTensor) y = NULL;
+          if (mode == 2)
+            {
+              y = upload (cv, cne, SDCL_DTYPE_F32);
+              g_assert_true (sdcl_linear_accumulate (x1, wt, b, y, &error));
+            }
+          else
+            y = sdcl_linear (x1, wt, b, &error);
+          g_assert_no_error (error);
+          for (gint64 m = 0; m < M; m++)
+            for (gint64 n = 0; n < N; n++)
+              {
+                gdouble acc = bv[n] + (mode == 2 ? cv[m * N + n] : 0.0);
+                for (gint64 k = 0; k < K; k++)
+                  acc += (gdouble) xv[m * K + k] * w[n * K + k];
+                want[m * N + n] = (gfloat) acc;
+              }
+          g_autofree gfloat *got = sdcl_tensor_read_f32 (y, &error);
+          g_assert_no_error (error);
+          g_free (name);
+          name = g_strdup_printf ("tiled linear %s%s %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                                  " · %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT,
+                                  mode == 1 ? "f32" : "f16", mode == 2 ? " accumulate" : "",
+                                  M, K, K, N);
+          sdcl_test_assert_close (name, got, want, M * N, TOL_REL, TOL_NMSE);
+        }
+
+      /* batched matmul, B per batch: [K][N] and transposed ([N][K]) */
+      for (gint tr = 0; tr < 2; tr++)
+        {
+          const gint64 wne[4] = { tr ? K : N, tr ? N : K, B, 1 };
+          g_autoptr (SdclTensor) bt = upload (w, wne, SDCL_DTYPE_F32);
+          g_autoptr (SdclTensor) y = sdcl_matmul (x, bt, tr, &error);
+          g_assert_no_error (error);
+          for (gint64 i = 0; i < B; i++)
+            for (gint64 m = 0; m < M; m++)
+              for (gint64 n = 0; n < N; n++)
+                {
+                  gdouble acc = 0.0;
+                  for (gint64 k = 0; k < K; k++)
+                    acc += (gdouble) xv[(i * M + m) * K + k]
+                           * w[i * N * K + (tr ? n * K + k : k * N + n)];
+                  want[(i * M + m) * N + n] = (gfloat) acc;
+                }
+          g_autofree gfloat *got = sdcl_tensor_read_f32 (y, &error);
+          g_assert_no_error (error);
+          g_free (name);
+          name = g_strdup_printf ("tiled matmul%s %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT "x%"
+                                  G_GINT64_FORMAT " · %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT,
+                                  tr ? " (b transposed)" : "", B, M, K, K, N);
+          sdcl_test_assert_close (name, got, want, M * N * B, TOL_REL, TOL_NMSE);
+        }
+    }
+  g_unsetenv ("SDCL_GEMM_SPLIT");
+  g_unsetenv ("SDCL_GEMM_TILED");
 }
 
 /* f16 weights times few rows (13 to 95: the text encoder's 77 tokens; 128
@@ -997,6 +1101,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/matmul/batched", test_matmul_batched);
   g_test_add_data_func ("/ops/matmul/linear-f16", "linear_f16", run_linear);
   g_test_add_func ("/ops/matmul/few-rows-f16", test_few_rows_f16);
+  g_test_add_func ("/ops/matmul/tiled", test_matmul_tiled);
   g_test_add_func ("/ops/linear/accumulate", test_linear_accumulate);
   g_test_add_func ("/ops/conv/f16-local-weights", test_conv_local_weights);
   g_test_add_data_func ("/ops/matmul/linear-f16-bias", "linear_f16_bias", run_linear);
