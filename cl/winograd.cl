@@ -108,6 +108,59 @@ kernel void wino_weight_f16 (global const half *w, ulong w_off, long ldw, int Ci
 }
 #undef TYPE
 
+/* The same for GPUs, a quarter of a panel (4 output channels) per
+ * work-item: global (4, Cin, panels), so neighbouring work-items read
+ * neighbouring columns of a weight row and write neighbouring 16 bytes of
+ * U. The float8 form above needs about 200 registers a work-item, which
+ * left an H200 at a tenth of its memory bandwidth writing U. */
+#define WINO_WEIGHT4_ROW(i)                                                  \
+  {                                                                          \
+    float4 o0, o1, o2, o3, o4, o5;                                           \
+    WINO_G6 (a##i##0, a##i##1, a##i##2, o0, o1, o2, o3, o4, o5);             \
+    vstore4 (o0, 0, dst + (i * 6 + 0) * plane);                              \
+    vstore4 (o1, 0, dst + (i * 6 + 1) * plane);                              \
+    vstore4 (o2, 0, dst + (i * 6 + 2) * plane);                              \
+    vstore4 (o3, 0, dst + (i * 6 + 3) * plane);                              \
+    vstore4 (o4, 0, dst + (i * 6 + 4) * plane);                              \
+    vstore4 (o5, 0, dst + (i * 6 + 5) * plane);                              \
+  }
+
+#define WINO_WEIGHT4_BODY(LOAD4)                                             \
+  const int q = get_global_id (0), ci = get_global_id (1), pn = get_global_id (2); \
+  if (pn >= panels || ci >= Cin)                                             \
+    return;                                                                  \
+  const long plane = (long) Cin * panels * 16;                               \
+  const global TYPE *src = w + w_off + (long) ci * ldw + pn * 16 + q * 4;    \
+  const long tap = (long) Cin * ldw;                                         \
+  float4 a00, a10, a20, a30, a40, a50, a01, a11, a21, a31, a41, a51,         \
+         a02, a12, a22, a32, a42, a52;                                       \
+  WINO_G6 (LOAD4 (0, src), LOAD4 (0, src + 3 * tap), LOAD4 (0, src + 6 * tap), \
+           a00, a10, a20, a30, a40, a50);                                    \
+  WINO_G6 (LOAD4 (0, src + tap), LOAD4 (0, src + 4 * tap), LOAD4 (0, src + 7 * tap), \
+           a01, a11, a21, a31, a41, a51);                                    \
+  WINO_G6 (LOAD4 (0, src + 2 * tap), LOAD4 (0, src + 5 * tap), LOAD4 (0, src + 8 * tap), \
+           a02, a12, a22, a32, a42, a52);                                    \
+  global float *dst = u + ((long) pn * Cin + ci) * 16 + q * 4;               \
+  WINO_WEIGHT4_ROW (0) WINO_WEIGHT4_ROW (1) WINO_WEIGHT4_ROW (2)             \
+  WINO_WEIGHT4_ROW (3) WINO_WEIGHT4_ROW (4) WINO_WEIGHT4_ROW (5)
+
+#define TYPE float
+kernel void wino_weight4_f32 (global const float *w, ulong w_off, long ldw, int Cin,
+                              int panels, global float *u)
+{
+  WINO_WEIGHT4_BODY (vload4);
+}
+#undef TYPE
+
+#define TYPE half
+kernel void wino_weight4_f16 (global const half *w, ulong w_off, long ldw, int Cin,
+                              int panels, global float *u)
+{
+  WINO_WEIGHT4_BODY (vload_half4);
+}
+#undef TYPE
+
+
 /* Bᵀ applied on one side: d0..d5 -> o0..o5 (named values) */
 #define WINO_BT6(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)             \
   o0 = 4.0f * (d0) - 5.0f * (d2) + (d4);                                     \

@@ -940,10 +940,16 @@ static gboolean
 wino_weight_block (const SdclTensor *w, glong ldw, gint64 Cin, gint64 co0, gint64 panels,
                    SdclTensor *u, GError **error)
 {
-  const gsize local[2] = { 1, 16 };
-  const gsize global[2] = { panels, sdcl_round_up (Cin, 16) };
-  return SDCL_LAUNCH (w->engine, w->dtype == SDCL_DTYPE_F16 ? "wino_weight_f16" : "wino_weight_f32",
-                      2, global, local, error,
+  /* GPUs: a quarter panel per work-item (wino_weight4_*; SDCL_WINO_WEIGHT4=1
+     elsewhere, for tests) */
+  const gboolean four = sdcl_engine_device (w->engine)->is_gpu
+                        || g_strcmp0 (g_getenv ("SDCL_WINO_WEIGHT4"), "1") == 0;
+  const gboolean f16 = w->dtype == SDCL_DTYPE_F16;
+  const gsize local[3] = { four ? 4 : 1, 16, 1 };
+  const gsize global[3] = { four ? 4 : panels, sdcl_round_up (Cin, 16), four ? panels : 1 };
+  return SDCL_LAUNCH (w->engine, four ? (f16 ? "wino_weight4_f16" : "wino_weight4_f32")
+                                      : (f16 ? "wino_weight_f16" : "wino_weight_f32"),
+                      3, global, local, error,
                       SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (sdcl_elem_off (w) + co0),
                       SDCL_ARG_LONG (ldw), SDCL_ARG_INT (Cin), SDCL_ARG_INT (panels),
                       SDCL_ARG_MEM (u->mem));
@@ -1002,9 +1008,11 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
   for (gint64 r0 = 0; r0 < rows; r0 += slice)
     {
       const gint64 r_end = MIN (rows, r0 + slice), tiles = (r_end - r0) * tiles_w;
-      const gsize in_local[3] = { MIN ((Cin + 7) / 8, 8), 1, 1 };
-      const gsize in_global[3] = { sdcl_round_up ((Cin + 7) / 8, in_local[0]), tiles_w,
-                                   r_end - r0 };
+      /* GPUs: 8 tiles by 8 channel blocks per group (a group of 8
+         work-items leaves most of a multiprocessor idle) */
+      const gsize in_local[3] = { MIN ((Cin + 7) / 8, 8), dev->is_gpu ? 8 : 1, 1 };
+      const gsize in_global[3] = { sdcl_round_up ((Cin + 7) / 8, in_local[0]),
+                                   sdcl_round_up (tiles_w, in_local[1]), r_end - r0 };
       if (!SDCL_LAUNCH (engine, x->dtype == SDCL_DTYPE_F16 ? "wino_input_f16" : "wino_input_f32",
                         3, in_global, in_local, error,
                         SDCL_ARG_MEM (x->mem), SDCL_ARG_ULONG (sdcl_elem_off (x)),
@@ -1050,9 +1058,9 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
                                        tiles * cols, 36, FALSE, error))
                 return NULL;
             }
-          const gsize out_local[3] = { MIN ((n_out + 7) / 8, 8), 1, 1 };
-          const gsize out_global[3] = { sdcl_round_up ((n_out + 7) / 8, out_local[0]), tiles_w,
-                                        r_end - r0 };
+          const gsize out_local[3] = { MIN ((n_out + 7) / 8, 8), dev->is_gpu ? 8 : 1, 1 };
+          const gsize out_global[3] = { sdcl_round_up ((n_out + 7) / 8, out_local[0]),
+                                        sdcl_round_up (tiles_w, out_local[1]), r_end - r0 };
           if (!SDCL_LAUNCH (engine, "wino_output", 3, out_global, out_local, error,
                             SDCL_ARG_MEM (m->mem), SDCL_ARG_LONG (cols), SDCL_ARG_INT (tiles),
                             SDCL_ARG_INT (tiles_w), SDCL_ARG_INT (tiles_h),

@@ -495,22 +495,28 @@ sdcl_softmax (const SdclTensor *x, GError **error)
 
 /* ---- attention -------------------------------------------------------------------- */
 
-/* Which attention path runs: on GPUs the single kernel (no score matrix
- * in memory); on CPUs blocks of queries through the GEMM kernel and a
- * row softmax, which PoCL runs 3-6 times faster (bench-ops: 4096 tokens,
+/* Which attention path runs: on GPUs a single kernel (no score matrix
+ * in memory): attention_tiled_d<D/4> for the head widths it is compiled
+ * for, else blocks of queries through the tiled GEMM and a row softmax
+ * (heads of 160 at SD 1.x's 16x16 level, where attention_f32 keeps its
+ * query and sum in spilled registers); on CPUs those blocks, which PoCL
+ * runs 3-6 times faster than attention_f32 (bench-ops: 4096 tokens,
  * 8 heads x 40: 5.2 s -> 0.85 s), or, where the vectors are 16 wide and
  * heads at most 48 dimensions (SD 1.x's 64x64 level), attention_flash16.
- * SDCL_ATTENTION=kernel, =blocks or =flash forces one (tests use it to
- * check each; flash falls back to blocks where it does not apply). */
+ * SDCL_ATTENTION=kernel (attention_f32), =tiled, =blocks or =flash forces
+ * one (tests use it to check each; tiled falls back to attention_f32 and
+ * flash to blocks where they do not apply). */
+static gboolean use_attention_tiled (SdclEngine *engine, gint64 D, gboolean causal);
+
 static gboolean
-use_attention_kernel (SdclEngine *engine)
+use_attention_kernel (SdclEngine *engine, gint64 D)
 {
   const gchar *force = g_getenv ("SDCL_ATTENTION");
   if (force && (g_str_equal (force, "kernel") || g_str_equal (force, "tiled")))
     return TRUE;
   if (force && g_str_equal (force, "blocks"))
     return FALSE;
-  return sdcl_engine_device (engine)->is_gpu;
+  return use_attention_tiled (engine, D, FALSE);
 }
 
 /* Whether the kernel path runs attention_tiled_d<D/4> (cl/attention.cl:
@@ -630,7 +636,7 @@ sdcl_attention (const SdclTensor *q, const SdclTensor *k, const SdclTensor *v, g
                    "(a multiple of 4, at most %d with a causal mask)", D, ATT_MAX_D);
       return NULL;
     }
-  if (!causal && (D > ATT_MAX_D || !use_attention_kernel (q->engine)))
+  if (!causal && (D > ATT_MAX_D || !use_attention_kernel (q->engine, D)))
     return attention_by_matmul (q, k, v, heads, error);
   if (k->ne[0] != HD || v->ne[0] != HD || v->ne[1] != Skv || k->ne[2] != B || v->ne[2] != B
       || q->ne[3] != 1 || k->ne[3] != 1 || v->ne[3] != 1)

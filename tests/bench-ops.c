@@ -282,6 +282,8 @@ main (int argc, char **argv)
   bench_conv (128, 128, 512, 1, 3, 1);
   bench_attention (4096, 4096, 8, 40);
   bench_attention (4096, 77, 8, 40);
+  bench_attention (256, 256, 8, 160);
+  bench_attention (256, 77, 8, 160);
   bench_attention (1024, 1024, 8, 80);
 
   Args gn = { 0 };

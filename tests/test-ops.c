@@ -575,8 +575,9 @@ test_large_conv (gconstpointer data)
  * channel counts that are not multiples of 8 and an f16 input; both ways
  * of making U: inside the products where the device runs
  * gemm_wino_f16_local (CPUs; 6 positions per group, 3 at 2560 input
- * channels), and stored whole first (wino_weight, GPUs;
- * SDCL_WINOGRAD_FUSED=0 here). The direct kernel is itself checked against
+ * channels), and stored whole first (SDCL_WINOGRAD_FUSED=0 here), by
+ * wino_weight as CPUs store it or by wino_weight4 as GPUs do
+ * (SDCL_WINO_WEIGHT4=1). The direct kernel is itself checked against
  * PyTorch above. */
 typedef struct
 {
@@ -608,13 +609,16 @@ test_winograd (gconstpointer data)
   g_assert_no_error (error);
   g_autofree gfloat *want = sdcl_tensor_read_f32 (direct, &error);
   g_assert_no_error (error);
-  for (gint stored = 0; stored < 2; stored++)
+  for (gint stored = 0; stored < 3; stored++)
     {
       if (stored)
         g_setenv ("SDCL_WINOGRAD_FUSED", "0", TRUE);
+      if (stored == 2)
+        g_setenv ("SDCL_WINO_WEIGHT4", "1", TRUE);
       g_autoptr (SdclTensor) wino = sdcl_conv2d_with (x, wt, b, 1, c->pad, c->pad_end,
                                                       SDCL_CONV_WINOGRAD, &error);
       g_unsetenv ("SDCL_WINOGRAD_FUSED");
+      g_unsetenv ("SDCL_WINO_WEIGHT4");
       g_assert_no_error (error);
       for (int i = 0; i < 4; i++)
         g_assert_cmpint (wino->ne[i], ==, direct->ne[i]);
@@ -628,7 +632,8 @@ test_winograd (gconstpointer data)
           max_err = MAX (max_err, fabs (got[i] - want[i]));
         }
       g_autofree gchar *name = g_strdup_printf ("%s, U %s", c->name,
-                                                stored ? "stored" : "in the products");
+                                                stored == 2 ? "stored by wino_weight4"
+                                                : stored ? "stored" : "in the products");
       g_test_message ("%s: max error %.2e of the largest value", name, max_err / max_ref);
       sdcl_test_assert_close (name, got, want, n, TOL_REL, TOL_NMSE);
     }
