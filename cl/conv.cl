@@ -115,6 +115,26 @@ kernel void conv_pack_f16 (global const half *x, ulong x_off, long s0, long s1, 
   CONV_PACK_BODY (vload_half, vload_half8);
 }
 
+/* The convolution as a plain matrix product (GPUs, see ops-gemm.c): the
+ * product's A, [M][K] with row m the output pixel (n, oy, ox) and k =
+ * (ky·ks + kx)·Cin + ci, the weight rows' order, gathered from conv_pack's
+ * padded channels-innermost copy. Four channels per work-item (Cin is a
+ * multiple of 4, so they never straddle two taps): neighbouring
+ * work-items read and write neighbouring 16 bytes. global (K / 4, M). */
+kernel void conv_im2col (global const float *xp, int Wp, int Hp, int Cin, int ks, int stride,
+                         int Wo, int HWo, int M, global float *a)
+{
+  const int k4 = get_global_id (0) * 4, m = get_global_id (1);
+  const int K = ks * ks * Cin;
+  if (k4 >= K || m >= M)
+    return;
+  const int n = m / HWo, p = m - n * HWo, oy = p / Wo, ox = p - oy * Wo;
+  const int tap = k4 / Cin, ci = k4 - tap * Cin, ky = tap / ks, kx = tap - ky * ks;
+  const global float *src = xp + (((long) n * Hp + oy * stride + ky) * Wp + ox * stride + kx)
+                                 * Cin + ci;
+  vstore4 (vload4 (0, src), 0, a + (long) m * K + k4);
+}
+
 #define CONV_ACC_DECL                                                        \
   conv_v c0a = 0.0f, c0b = 0.0f, c1a = 0.0f, c1b = 0.0f, c2a = 0.0f,        \
          c2b = 0.0f, c3a = 0.0f, c3b = 0.0f, c4a = 0.0f, c4b = 0.0f,        \

@@ -918,12 +918,12 @@ sdcl_conv2d_padded (const SdclTensor *x, const SdclTensor *w, const SdclTensor *
 static gboolean
 winograd_pays (SdclEngine *engine, gint64 Cin, gint64 Cout, gint64 tiles)
 {
-  /* GPUs: the direct kernel gives a group per 4x8 tiles of 6x16, too few
-   * to fill the device at the small levels (H200, 1280 channels at 8x8 x2:
-   * direct 5.2 ms in 15 channel blocks of 40 groups, Winograd through the
-   * tiled GEMM 1.7 ms) */
+  /* GPUs: from 32 tiles (16x16 with the CFG batch); fewer run as a plain
+   * product (conv_gemm), where Winograd's weight transform per call costs
+   * more than it saves (H200, 1280 channels at 8x8 x2: Winograd 1.6 ms,
+   * the direct kernel 5.2 ms) */
   if (sdcl_engine_device (engine)->is_gpu)
-    return Cin >= 32 && Cout >= 32;
+    return Cin >= 32 && Cout >= 32 && tiles >= 32;
   /* on the AVX-512 machine with float16 GEMM tiles the direct kernel won at
    * 1280 channels 8x8 x2 (8 tiles: 53 vs 64 ms), Winograd at 16x16 x2 (32
    * tiles: 77 vs 204 ms): the weight transform is a fixed cost per call */
@@ -1077,6 +1077,64 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
   return g_steal_pointer (&y);
 }
 
+/* Whether a convolution that Winograd does not take runs as a plain
+ * matrix product (im2col, then the tiled GEMM with K split as needed):
+ * on GPUs, where the direct kernel's groups of 4x8 tiles are too few at
+ * the small levels (H200, 1280 channels at 8x8 x2: 5.2 ms in 15 channel
+ * blocks of 40 groups) and wide ones too slow at stride 2. Needs input
+ * channels in multiples of 4 and an A of at most 256 MiB.
+ * SDCL_CONV_GEMM=1 forces it on any device (tests), =0 turns it off. */
+static gboolean
+conv_by_gemm (SdclEngine *engine, gint64 Cin, gint64 M, gint64 K)
+{
+  if (Cin % 4 != 0 || (gsize) M * K * sizeof (gfloat) > (256u << 20) || M > G_MAXINT
+      || K > G_MAXINT)
+    return FALSE;
+  const gchar *env = g_getenv ("SDCL_CONV_GEMM");
+  if (env && *env)
+    return g_str_equal (env, "1");
+  return sdcl_engine_device (engine)->is_gpu;
+}
+
+/* y = conv(xp) + bias through conv_im2col (unless a 1x1 stride-1 layer,
+ * whose xp rows are A already), a product C [M][Cout] and a copy of C's
+ * transpose into y's pixel-innermost layout. */
+static SdclTensor *
+conv_gemm (const SdclTensor *xp, const SdclTensor *w, glong ldw, const SdclTensor *bias,
+           gint64 ks, gint stride, gint64 Wp, gint64 Hp, gint64 Wo, gint64 Ho, GError **error)
+{
+  SdclEngine *engine = xp->engine;
+  const gint64 Cin = xp->ne[0], N = xp->ne[3], Cout = w->ne[0];
+  const gint64 M = Wo * Ho * N, K = ks * ks * Cin;
+  g_autoptr (SdclTensor) a = NULL;
+  if (ks == 1 && stride == 1 && Wp == Wo && Hp == Ho)
+    a = sdcl_tensor_view (xp, xp->ne, xp->nb, 0, error);
+  else
+    {
+      const gint64 ne[2] = { K, M };
+      a = sdcl_tensor_new (engine, SDCL_DTYPE_F32, 2, ne, error);
+      const gsize local[2] = { 64, 1 };
+      const gsize global[2] = { sdcl_round_up (K / 4, 64), M };
+      if (a && !SDCL_LAUNCH (engine, "conv_im2col", 2, global, local, error,
+                             SDCL_ARG_MEM (xp->mem), SDCL_ARG_INT (Wp), SDCL_ARG_INT (Hp),
+                             SDCL_ARG_INT (Cin), SDCL_ARG_INT (ks), SDCL_ARG_INT (stride),
+                             SDCL_ARG_INT (Wo), SDCL_ARG_INT (Wo * Ho), SDCL_ARG_INT (M),
+                             SDCL_ARG_MEM (a->mem)))
+        g_clear_pointer (&a, sdcl_tensor_free);
+    }
+  const gint64 c_ne[4] = { Cout, Wo, Ho, N };
+  g_autoptr (SdclTensor) c = a ? sdcl_tensor_new (engine, SDCL_DTYPE_F32, 4, c_ne, error) : NULL;
+  if (!c || !launch_gemm (engine, a, K, 0, M, K, w, ldw, 0, Cout, bias, c, Cout, 0, 1, FALSE,
+                          error))
+    return NULL;
+  /* C's transpose: y (ox, oy, co, n) = C[n][oy][ox][co] */
+  const gint64 t_ne[4] = { Wo, Ho, Cout, N };
+  const gsize t_nb[4] = { Cout * sizeof (gfloat), Wo * Cout * sizeof (gfloat), sizeof (gfloat),
+                          Wo * Ho * Cout * sizeof (gfloat) };
+  g_autoptr (SdclTensor) ct = sdcl_tensor_view (c, t_ne, t_nb, 0, error);
+  return ct ? sdcl_contiguous (ct, error) : NULL;
+}
+
 SdclTensor *
 sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
                   gint stride, gint pad, gint pad_end, SdclConvAlgorithm algorithm,
@@ -1148,6 +1206,8 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
   g_autoptr (SdclTensor) br = bias ? bias_of (bias, Cout, "conv2d", error) : NULL;
   if (bias && !br)
     return NULL;
+  if (conv_by_gemm (x->engine, Cin, Wo * Ho * N, kh * kw * Cin))
+    return conv_gemm (xp, w, ldw, br, kh, stride, Wp, Hp, Wo, Ho, error);
 
   g_autoptr (SdclTensor) y = sdcl_tensor_new_4d (x->engine, SDCL_DTYPE_F32, Wo, Ho, Cout, N,
                                                  error);

@@ -241,13 +241,23 @@ run_conv (gconstpointer data)
   g_autoptr (SdclTensor) y = sdcl_conv2d (x, w, bias, stride, pad, &error);
   g_assert_no_error (error);
   check_out (c, y, TOL_REL, TOL_NMSE);
-  /* both algorithms, whichever AUTO picked for these (small) shapes */
+  /* both algorithms, whichever AUTO picked for these (small) shapes, and
+     the direct one also as GPUs run it: im2col and the tiled GEMM
+     (SDCL_CONV_GEMM=1, SDCL_GEMM_TILED=1) */
   for (SdclConvAlgorithm a = SDCL_CONV_DIRECT; a <= SDCL_CONV_WINOGRAD; a++)
     {
       g_autoptr (SdclTensor) ya = sdcl_conv2d_with (x, w, bias, stride, pad, pad, a, &error);
       g_assert_no_error (error);
       check_out (c, ya, TOL_REL, TOL_NMSE);
     }
+  g_setenv ("SDCL_CONV_GEMM", "1", TRUE);
+  g_setenv ("SDCL_GEMM_TILED", "1", TRUE);
+  g_autoptr (SdclTensor) yg = sdcl_conv2d_with (x, w, bias, stride, pad, pad, SDCL_CONV_DIRECT,
+                                                &error);
+  g_unsetenv ("SDCL_CONV_GEMM");
+  g_unsetenv ("SDCL_GEMM_TILED");
+  g_assert_no_error (error);
+  check_out (c, yg, TOL_REL, TOL_NMSE);
 }
 
 /* ---- norms, softmax, attention ----------------------------------------------- */
@@ -562,9 +572,20 @@ test_large_conv (gconstpointer data)
                                                       &error);
   g_autoptr (SdclTensor) b = seeded_tensor (s2 ? 5 : 3, bne, 0.1f, 0.0f);
   g_assert_no_error (error);
-  for (SdclConvAlgorithm a = SDCL_CONV_DIRECT; a <= SDCL_CONV_WINOGRAD; a++)
+  /* direct, Winograd, and im2col with the tiled GEMM as GPUs run the
+     direct algorithm */
+  for (gint a = SDCL_CONV_DIRECT; a <= SDCL_CONV_WINOGRAD + 1; a++)
     {
-      g_autoptr (SdclTensor) y = sdcl_conv2d_with (x, wt, b, s2 ? 2 : 1, 1, 1, a, &error);
+      if (a > SDCL_CONV_WINOGRAD)
+        {
+          g_setenv ("SDCL_CONV_GEMM", "1", TRUE);
+          g_setenv ("SDCL_GEMM_TILED", "1", TRUE);
+        }
+      g_autoptr (SdclTensor) y = sdcl_conv2d_with (x, wt, b, s2 ? 2 : 1, 1, 1,
+                                                   a > SDCL_CONV_WINOGRAD ? SDCL_CONV_DIRECT
+                                                   : (SdclConvAlgorithm) a, &error);
+      g_unsetenv ("SDCL_CONV_GEMM");
+      g_unsetenv ("SDCL_GEMM_TILED");
       g_assert_no_error (error);
       check_large (s2 ? "big_conv3x3_s2" : "big_conv3x3", y, TOL_REL, TOL_NMSE);
     }
@@ -577,8 +598,9 @@ test_large_conv (gconstpointer data)
  * gemm_wino_f16_local (CPUs; 6 positions per group, 3 at 2560 input
  * channels), and stored whole first (SDCL_WINOGRAD_FUSED=0 here), by
  * wino_weight as CPUs store it or by wino_weight4 as GPUs do
- * (SDCL_WINO_WEIGHT4=1). The direct kernel is itself checked against
- * PyTorch above. */
+ * (SDCL_WINO_WEIGHT4=1); and the direct algorithm as GPUs run it, im2col
+ * and the tiled GEMM (SDCL_CONV_GEMM=1). The direct kernel is itself
+ * checked against PyTorch above. */
 typedef struct
 {
   const gchar *name;
@@ -609,16 +631,28 @@ test_winograd (gconstpointer data)
   g_assert_no_error (error);
   g_autofree gfloat *want = sdcl_tensor_read_f32 (direct, &error);
   g_assert_no_error (error);
-  for (gint stored = 0; stored < 3; stored++)
+  for (gint stored = 0; stored < 4; stored++)
     {
       if (stored)
         g_setenv ("SDCL_WINOGRAD_FUSED", "0", TRUE);
       if (stored == 2)
         g_setenv ("SDCL_WINO_WEIGHT4", "1", TRUE);
+      if (stored == 3)
+        {
+          /* not Winograd: the direct algorithm as GPUs run it (im2col and
+             the tiled GEMM), where the channels allow */
+          if (c->cin % 4 != 0)
+            break;
+          g_setenv ("SDCL_CONV_GEMM", "1", TRUE);
+          g_setenv ("SDCL_GEMM_TILED", "1", TRUE);
+        }
       g_autoptr (SdclTensor) wino = sdcl_conv2d_with (x, wt, b, 1, c->pad, c->pad_end,
-                                                      SDCL_CONV_WINOGRAD, &error);
+                                                      stored == 3 ? SDCL_CONV_DIRECT
+                                                                  : SDCL_CONV_WINOGRAD, &error);
       g_unsetenv ("SDCL_WINOGRAD_FUSED");
       g_unsetenv ("SDCL_WINO_WEIGHT4");
+      g_unsetenv ("SDCL_CONV_GEMM");
+      g_unsetenv ("SDCL_GEMM_TILED");
       g_assert_no_error (error);
       for (int i = 0; i < 4; i++)
         g_assert_cmpint (wino->ne[i], ==, direct->ne[i]);
@@ -632,7 +666,8 @@ test_winograd (gconstpointer data)
           max_err = MAX (max_err, fabs (got[i] - want[i]));
         }
       g_autofree gchar *name = g_strdup_printf ("%s, U %s", c->name,
-                                                stored == 2 ? "stored by wino_weight4"
+                                                stored == 3 ? "not used: im2col and GEMM"
+                                                : stored == 2 ? "stored by wino_weight4"
                                                 : stored ? "stored" : "in the products");
       g_test_message ("%s: max error %.2e of the largest value", name, max_err / max_ref);
       sdcl_test_assert_close (name, got, want, n, TOL_REL, TOL_NMSE);
