@@ -27,8 +27,11 @@
 #define UNSET_SEED   G_MININT64
 #define UNSET_DOUBLE (-G_MAXDOUBLE)
 
-/* The shipped model's file name (models/ in the checkout, share/sdcl/models when installed) */
+/* The shipped model's file name (models/ in the checkout, share/sdcl/models
+ * when installed), and its inpainting variant's, which `sdcl inpaint` takes
+ * where it is there */
 #define SDCL_DEFAULT_MODEL "sdcl-shapes.safetensors"
+#define SDCL_DEFAULT_INPAINT_MODEL "sdcl-shapes-inpainting.safetensors"
 
 typedef struct
 {
@@ -111,7 +114,7 @@ option_context (Options *o)
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o->model,
       "Model: a .safetensors file or a diffusers folder (default: $SDCL_MODEL, else the "
-      "shipped sdcl-shapes model)", "MODEL" },
+      "shipped sdcl-shapes model; for inpaint its inpainting variant)", "MODEL" },
     { "vae", 0, 0, G_OPTION_ARG_FILENAME, &o->vae, "A VAE file or folder replacing the model's", "VAE" },
     { "prompt", 'p', 0, G_OPTION_ARG_STRING, &o->prompt,
       "What to draw, in sd-webui syntax: (word:1.2), [word], BREAK (required; may be \"\")", "TEXT" },
@@ -301,11 +304,12 @@ check_outputs (const Options *o, guint count, GError **error)
 }
 
 /* The model used without --model: $SDCL_MODEL, else the shipped
- * sdcl-shapes.safetensors installed beside the program (PREFIX/bin/sdcl ->
+ * sdcl-shapes.safetensors (for inpaint its inpainting variant, where it is
+ * there) installed beside the program (PREFIX/bin/sdcl ->
  * PREFIX/share/sdcl/models) or, run from a build tree (build/engine/sdcl),
  * the checkout's models/ folder. NULL with an error naming where it looked. */
 static gchar *
-default_model (GError **error)
+default_model (gboolean inpaint, GError **error)
 {
   const gchar *env = g_getenv ("SDCL_MODEL");
   if (env && *env)
@@ -318,6 +322,9 @@ default_model (GError **error)
     {
       g_autofree gchar *dir = g_canonicalize_filename (relative[i], bin);
       g_autofree gchar *path = g_build_filename (dir, SDCL_DEFAULT_MODEL, NULL);
+      g_autofree gchar *inpainting = g_build_filename (dir, SDCL_DEFAULT_INPAINT_MODEL, NULL);
+      if (inpaint && g_file_test (inpainting, G_FILE_TEST_IS_REGULAR))
+        return g_steal_pointer (&inpainting);
       if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
         return g_steal_pointer (&path);
       g_string_append_printf (tried, "%s%s", i ? ", " : "", dir);
@@ -352,7 +359,8 @@ parse_options (Options *o, int argc, char **argv, gboolean *done)
   SdclSchedule schedule;
   if (status == 0 && o->sampler && !sdcl_sampler_from_name (o->sampler, &sampler, &schedule, &error))
     status = usage_error (o, "%s (--sampler help lists them)", error->message);
-  if (status == 0 && !o->model && !(o->model = default_model (&error)))
+  if (status == 0 && !o->model
+      && !(o->model = default_model (o->mode == SDCL_MODE_INPAINT, &error)))
     status = fail (o, error);
   return status;
 }

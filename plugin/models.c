@@ -137,21 +137,26 @@ sdcl_plugin_default_model (SdclMode mode, GError **error)
   g_autoptr (GPtrArray) models = sdcl_plugin_list_models (TRUE);
   const SdclModelKind   wanted = mode == SDCL_MODE_INPAINT ? SDCL_MODEL_KIND_SD1_INPAINT
                                                            : SDCL_MODEL_KIND_SD1;
-  const SdclPluginModel *first = NULL;
-
-  /* the first of the kind made for the mode, else the first that works */
-  for (guint i = 0; i < models->len; i++)
+  /* the first of the kind made for the mode, else the first that works;
+     the user's own models (SDCL_MODELS, the profile's folder) before the
+     shipped ones, so a user's SD 1.5 checkpoint is not passed over for the
+     shipped inpainting variant of the small shapes model */
+  for (gint shipped = 0; shipped < 2; shipped++)
     {
-      const SdclPluginModel *m = models->pdata[i];
-      if (!m->usable)
-        continue;
-      if (!first)
-        first = m;
-      if (m->kind == wanted)
-        return g_strdup (m->path);
+      const SdclPluginModel *first = NULL;
+      for (guint i = 0; i < models->len; i++)
+        {
+          const SdclPluginModel *m = models->pdata[i];
+          if (!m->usable || (g_strcmp0 (m->origin, "shipped") == 0) != shipped)
+            continue;
+          if (!first)
+            first = m;
+          if (m->kind == wanted)
+            return g_strdup (m->path);
+        }
+      if (first)
+        return g_strdup (first->path);
     }
-  if (first)
-    return g_strdup (first->path);
 
   g_autofree gchar *user = sdcl_plugin_user_models_dir ();
   g_set_error (error, SDCL_PLUGIN_ERROR, SDCL_PLUGIN_ERROR_NO_MODEL,

@@ -11,7 +11,13 @@
  *    square" takes that colour inside the mask, and every pixel outside the
  *    mask keeps its value.
  *
- * SDCL_TEST_MODEL=file judges another file instead of the shipped one.
+ * Inpainting runs the shipped inpainting variant,
+ * models/sdcl-shapes-inpainting.safetensors (a 9-channel UNet), where it
+ * exists, as the CLI and the plug-in do; else the base model through
+ * latent blending.
+ *
+ * SDCL_TEST_MODEL=file judges another file instead of the shipped one,
+ * SDCL_TEST_INPAINT_MODEL=file another inpainting model.
  *
  * Pixels are classified by the nearest of the training data's 12 colours
  * (models/train/data.py, COLOURS) within a distance, so antialiased edges
@@ -59,6 +65,7 @@ static const struct
 
 static SdclEngine *engine;
 static SdclModel  *model;
+static SdclModel  *inpaint_model;   /* the inpainting variant, or model */
 
 static gint
 colour_index (const gchar *name)
@@ -321,7 +328,7 @@ test_inpaint (void)
   req.seed = 3000;
   req.batch_count = SEEDS;
   g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) images = sdcl_generate (model, &req, NULL, NULL, &error);
+  g_autoptr (GPtrArray) images = sdcl_generate (inpaint_model, &req, NULL, NULL, &error);
   if (!images)
     sdcl_test_fail ("inpaint: %s", error->message);
   keep ("inpaint a red square", images);
@@ -368,6 +375,17 @@ main (int argc, char **argv)
   model = sdcl_model_load (engine, path, NULL, &error);
   if (!model)
     sdcl_test_fail ("%s: %s", path, error->message);
+  const gchar *env = g_getenv ("SDCL_TEST_INPAINT_MODEL");
+  g_autofree gchar *inpaint_path = env && *env
+    ? g_strdup (env)
+    : g_build_filename (SDCL_SOURCE_DIR, "models", "sdcl-shapes-inpainting.safetensors", NULL);
+  if ((env && *env) || g_file_test (inpaint_path, G_FILE_TEST_EXISTS))
+    {
+      inpaint_model = sdcl_model_load (engine, inpaint_path, NULL, &error);
+      if (!inpaint_model)
+        sdcl_test_fail ("%s: %s", inpaint_path, error->message);
+      g_test_message ("inpainting with %s", inpaint_path);
+    }
 
   for (guint i = 0; i < G_N_ELEMENTS (colour_names); i++)
     {
@@ -380,7 +398,11 @@ main (int argc, char **argv)
       g_test_add_data_func (name, &sides[i], test_position);
     }
   g_test_add_func ("/default-model/inpaint", test_inpaint);
+  if (!inpaint_model)
+    inpaint_model = model;
   const int status = g_test_run ();
+  if (inpaint_model != model)
+    sdcl_model_free (inpaint_model);
   sdcl_model_free (model);
   sdcl_engine_free (engine);
   return status;

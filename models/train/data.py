@@ -287,6 +287,77 @@ def batch(indices, seed=0, size=SIZE, mix="default"):
     return x, caps
 
 
+# ---- inpainting ------------------------------------------------------------------------
+
+def _object_box(o, size):
+    """The pixel box (x0, y0, x1, y1) an object covers."""
+    fx, fy = POSITIONS[o["pos"]]
+    r = SIZES[o["size"]] * o["jr"] * size
+    a = coverage(o["shape"], (fx + o["jx"]) * size, (fy + o["jy"]) * size, r, o["rot"], size)
+    ys, xs = np.nonzero(a > 0.05)
+    if len(xs) == 0:
+        return 0, 0, size, size
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def inpaint_example(index, seed=0, size=SIZE, mix="default"):
+    """(uint8 image, caption, float32 mask (size, size): 1 repaints) for the
+    9-channel inpainting model. The picture is example()'s; the mask, from
+    its own generator:
+      60 %  one object's box grown by 2-10 px (a rectangle, or the ellipse
+            through its corners in 3 of 10), the caption then the whole
+            one (half of them) or just that object ("a red square", with
+            its size, place and background sometimes), as a user names
+            what a selection should become;
+      25 %  a random rectangle, 12 to 48 px a side, with the whole caption;
+      15 %  everything (plain text to image).
+    """
+    rng = np.random.default_rng([seed, index])
+    sc = scene(rng, mix)
+    img, cap = render(sc, size), caption(sc, rng, mix)
+    mr = np.random.default_rng([seed, index, 7])
+    mask = np.zeros((size, size), np.float32)
+    u = mr.random()
+    if u < 0.6:
+        o = sc["objs"][int(mr.integers(len(sc["objs"])))]
+        x0, y0, x1, y1 = _object_box(o, size)
+        g = mr.integers(2, 11, 4)
+        x0, y0 = max(0, x0 - g[0]), max(0, y0 - g[1])
+        x1, y1 = min(size, x1 + g[2]), min(size, y1 + g[3])
+        if mr.random() < 0.3:
+            yy, xx = np.mgrid[0:size, 0:size] + 0.5
+            cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 * 1.41, (y1 - y0) / 2 * 1.41
+            mask[((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1] = 1
+        else:
+            mask[y0:y1, x0:x1] = 1
+        if mr.random() < 0.5:
+            cap = _object_phrase(mr, o, mr.random() < 0.5, True)
+            if mr.random() < 0.3:
+                cap += " " + _pick(mr, POSITION_PHRASES[o["pos"]])
+            if mr.random() < 0.3:
+                cap += " " + _background_phrase(mr, sc["bg"])
+    elif u < 0.85:
+        w, h = mr.integers(12, 49, 2)
+        x0, y0 = mr.integers(0, size - w + 1), mr.integers(0, size - h + 1)
+        mask[y0:y0 + h, x0:x0 + w] = 1
+    else:
+        mask[:] = 1
+    return img, cap, mask
+
+
+def inpaint_batch(indices, seed=0, size=SIZE, mix="default"):
+    """batch() with inpaint_example's masks: images (N, 3, size, size) in
+    [-1, 1], captions, masks (N, 1, size, size)."""
+    imgs, caps, masks = [], [], []
+    for i in indices:
+        im, c, m = inpaint_example(int(i), seed, size, mix)
+        imgs.append(im)
+        caps.append(c)
+        masks.append(m)
+    x = np.stack(imgs).astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+    return x, caps, np.stack(masks)[:, None]
+
+
 # ---- contact sheet ------------------------------------------------------------------
 
 def contact_sheet(images, captions, path, cols=8, scale=2, cell_w=200, text_h=64):

@@ -43,9 +43,10 @@ LICENSE = "CC0-1.0"
 NATIVE = 64
 
 
-def load_models(ckdir, use_ema=True):
+def load_models(ckdir, use_ema=True, inpaint=False):
     ae = torch.load(os.path.join(ckdir, "ae-final.pt"), map_location="cpu", weights_only=False)
-    ldm = torch.load(os.path.join(ckdir, "ldm.pt"), map_location="cpu", weights_only=False)
+    ldm = torch.load(os.path.join(ckdir, "inpaint.pt" if inpaint else "ldm.pt"), map_location="cpu",
+                     weights_only=False)
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
     vae = AutoencoderKL(**dict(ae["config"], scaling_factor=round(float(ae["scaling_factor"]), 5)))
@@ -55,7 +56,8 @@ def load_models(ckdir, use_ema=True):
     unet.load_state_dict(ldm["unet"])
     te.load_state_dict(ldm["text_encoder"])
     if use_ema:
-        params = list(unet.parameters()) + list(te.parameters())
+        # the inpainting stage trains (and averages) the UNet alone
+        params = list(unet.parameters()) + ([] if inpaint else list(te.parameters()))
         with torch.no_grad():
             for p, s in zip(params, ldm["ema"]):
                 p.copy_(s)
@@ -112,12 +114,12 @@ def write_folder(folder, vae, unet, te, tok):
         json.dump(MODEL_INDEX, f, indent=2)
 
 
-def metadata(vae, unet, te):
+def metadata(vae, unet, te, name=NAME):
     return {"sdcl.unet_config": config_json(unet.config),
             "sdcl.vae_config": config_json(vae.config),
             "sdcl.text_encoder_config": config_json(te.config.to_dict()),
             "sdcl.scheduler_config": json.dumps(train.SCHEDULER),
-            "sdcl.kind": "sd1", "sdcl.name": NAME, "sdcl.native_size": str(NATIVE),
+            "sdcl.kind": "sd1", "sdcl.name": name, "sdcl.native_size": str(NATIVE),
             "sdcl.license": LICENSE}
 
 
@@ -315,6 +317,32 @@ def folder_size(path):
     return sum(os.path.getsize(os.path.join(d, fn)) for d, _, fs in os.walk(path) for fn in fs)
 
 
+def export_inpainting(a):
+    """The inpainting variant: the base model's text encoder and VAE with
+    the 9-channel UNet, as one file in the original layout (checked through
+    diffusers' single-file loader like the base one)."""
+    name = NAME + "-inpainting"
+    vae, unet, te, ae, ldm = load_models(a.dir, use_ema=not a.no_ema, inpaint=True)
+    work = tempfile.mkdtemp()
+    tok = train.make_tokenizer(os.path.join(work, "tok"))
+    folder = os.path.join(work, name)
+    path = os.path.join(a.out, name + ".safetensors")
+    write_folder(folder, vae, unet, te, tok)
+    save(single_file(te, unet, vae), path, torch.float16, metadata(vae, unet, te, name))
+    verify(path, folder, vae, unet, te)
+    n_last = 200
+    run = {"name": name, "ema": not a.no_ema, "single_file_bytes": os.path.getsize(path),
+           "inpaint": {"steps": ldm["step"], "plan": ldm["plan"],
+                       "hours": round(ldm["seconds"] / 3600, 2),
+                       "final_weighted_loss": float(np.mean([l for _, l, _ in ldm["losses"][-n_last:]])),
+                       "final_mse": float(np.mean([l for _, _, l in ldm["losses"][-n_last:]]))}}
+    with open(os.path.join(a.pictures, "run-inpainting.json"), "w") as f:
+        json.dump(run, f, indent=1)
+    print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB, {ldm['step']} steps in "
+          f"{run['inpaint']['hours']} h")
+    shutil.rmtree(work)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default=train.DEFAULT_DIR, help="checkpoint folder of train.py")
@@ -324,9 +352,17 @@ def main():
     ap.add_argument("--no-samples", action="store_true")
     ap.add_argument("--threads", type=int, default=1,
                     help="1 unless the machine is idle: 2 OpenMP threads on a busy 2-core box crawl")
+    ap.add_argument("--inpaint", action="store_true",
+                    help="the 9-channel inpainting UNet of train.py --stage inpaint (inpaint.pt): "
+                    "OUT/sdcl-shapes-inpainting.safetensors alone (its diffusers folder only for "
+                    "the check) and PICTURES/run-inpainting.json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.time()
+    if a.inpaint:
+        export_inpainting(a)
+        print(f"export done in {time.time() - t0:.0f} s")
+        return
     vae, unet, te, ae, ldm = load_models(a.dir, use_ema=not a.no_ema)
     work = tempfile.mkdtemp()
     tok = train.make_tokenizer(work)

@@ -69,6 +69,14 @@ LDM_PLAN = dict(steps=3000, batch=32, lr=4e-4, warmup=200, min_lr_frac=0.1, drop
 # text encoder, trained from scratch, learns at te_lr_mult times the rate.
 CONTINUE_PLAN = dict(steps=4000, lr=3e-4, warmup=100, hi_t_frac=0.6, te_lr_mult=2.0)
 
+# --stage inpaint: the 9-channel inpainting UNet (SD 1.x inpainting layout:
+# noisy latent, mask, latent of the masked picture), started from the
+# shipped UNet with the 5 new input channels at zero, trained alone on
+# data.inpaint_batch (text encoder and VAE frozen, the shipped ones).
+INPAINT_PLAN = dict(steps=1500, batch=32, lr=2e-4, warmup=100, min_lr_frac=0.1, drop=0.1,
+                    ema=0.998, snr_gamma=5.0, noise_offset=0.05, data_seed=11, grad_clip=1.0,
+                    hi_t_frac=0.5, hi_t_from=400, te_lr_mult=0.0, data_mix="balanced")
+
 DEFAULT_DIR = os.path.expanduser("~/.cache/sdcl/train")
 LOG = None
 
@@ -88,9 +96,9 @@ def make_vae():
     return AutoencoderKL(**VAE)
 
 
-def make_unet():
+def make_unet(in_channels=4):
     from diffusers import UNet2DConditionModel
-    return UNet2DConditionModel(**UNET)
+    return UNet2DConditionModel(**dict(UNET, in_channels=in_channels))
 
 
 def make_text_encoder():
@@ -354,13 +362,15 @@ class EMA:
             s.copy_(t)
 
 
-def ldm_models(args):
+def ldm_models(args, inpaint=False):
     from diffusers import DDPMScheduler
     ae = torch.load(os.path.join(args.dir, "ae-final.pt"), map_location="cpu", weights_only=False)
     vae = make_vae()
     vae.load_state_dict(ae["vae"])
     vae.eval().requires_grad_(False)
-    unet, te = make_unet().train(), make_text_encoder().train()
+    unet, te = make_unet(9 if inpaint else 4).train(), make_text_encoder().train()
+    if inpaint:
+        te.eval().requires_grad_(False)
     sched = DDPMScheduler.from_config(SCHEDULER)
     return vae, ae["scaling_factor"], unet, te, sched
 
@@ -389,25 +399,40 @@ def ldm_preview(vae, scale, unet, te, tok, path, steps=20, cfg=6.0):
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
 
 
-def train_ldm(args):
-    plan = LDM_PLAN
-    path = os.path.join(args.dir, "ldm.pt")
-    vae, scale, unet, te, sched = ldm_models(args)
+def widen_conv_in(state):
+    """A 4-channel UNet's weights for the 9-channel one: conv_in's new
+    input channels (mask, masked latent) start at zero, so the widened
+    UNet begins as the one it came from."""
+    state = dict(state)
+    w = state["conv_in.weight"]
+    wide = torch.zeros((w.shape[0], 9) + tuple(w.shape[2:]), dtype=w.dtype)
+    wide[:, :4] = w
+    state["conv_in.weight"] = wide
+    return state
+
+
+def train_ldm(args, inpaint=False):
+    plan = INPAINT_PLAN if inpaint else LDM_PLAN
+    name = "inpaint" if inpaint else "ldm"
+    path = os.path.join(args.dir, name + ".pt")
+    vae, scale, unet, te, sched = ldm_models(args, inpaint)
     tok = make_tokenizer(os.path.join(args.dir, "tokenizer"))
-    params = list(unet.parameters()) + list(te.parameters())
-    opt = torch.optim.AdamW([dict(params=list(unet.parameters()), lr_mult=1.0),
-                             dict(params=list(te.parameters()), lr_mult=plan["te_lr_mult"])],
-                            lr=plan["lr"], weight_decay=0.01, betas=(0.9, 0.999))
-    ema = EMA([unet, te], plan["ema"])
+    trained = [unet] if inpaint else [unet, te]
+    params = [p for m in trained for p in m.parameters()]
+    groups = [dict(params=list(unet.parameters()), lr_mult=1.0)]
+    if not inpaint:
+        groups.append(dict(params=list(te.parameters()), lr_mult=plan["te_lr_mult"]))
+    opt = torch.optim.AdamW(groups, lr=plan["lr"], weight_decay=0.01, betas=(0.9, 0.999))
+    ema = EMA(trained, plan["ema"])
     ck = load_latest(path)
     step, losses, seconds = 0, [], 0.0
     seed = os.path.join(args.dir, "ldm-init.pt")
     if not ck and os.path.exists(seed):
         init = torch.load(seed, map_location="cpu", weights_only=False)
-        unet.load_state_dict(init["unet"])
+        unet.load_state_dict(widen_conv_in(init["unet"]) if inpaint else init["unet"])
         te.load_state_dict(init["text_encoder"])
-        ema = EMA([unet, te], plan["ema"])
-        log(f"ldm: weights from {init['init_from']}")
+        ema = EMA(trained, plan["ema"])
+        log(f"{name}: weights from {init['init_from']}")
     if ck:
         unet.load_state_dict(ck["unet"])
         te.load_state_dict(ck["text_encoder"])
@@ -415,14 +440,14 @@ def train_ldm(args):
         ema.load_state_dict(ck["ema"])
         set_rng_state(ck["rng"])
         step, losses, seconds = ck["step"], ck["losses"], ck["seconds"]
-        log(f"ldm: resumed at step {step}/{plan['steps']} ({seconds / 3600:.2f} h trained)")
+        log(f"{name}: resumed at step {step}/{plan['steps']} ({seconds / 3600:.2f} h trained)")
     else:
         nu = sum(p.numel() for p in unet.parameters())
         nt = sum(p.numel() for p in te.parameters())
-        log(f"ldm: fresh start, UNet {nu / 1e6:.2f} M + text encoder {nt / 1e6:.2f} M parameters, "
+        log(f"{name}: fresh start, UNet {nu / 1e6:.2f} M + text encoder {nt / 1e6:.2f} M parameters, "
             f"latent scale {scale:.5f}, plan {json.dumps(plan)}")
     if step >= plan["steps"]:
-        log("ldm: done already")
+        log(f"{name}: done already")
         return
     acp = sched.alphas_cumprod
     snr_all = acp / (1 - acp)
@@ -434,9 +459,14 @@ def train_ldm(args):
         t0 = time.time()
         for gp in opt.param_groups:
             gp["lr"] = lr_at(step, plan) * gp.get("lr_mult", 1.0)
-        g = step_generator(21, step)
-        x, caps = data.batch(range(step * B, (step + 1) * B), seed=plan["data_seed"],
-                             mix=plan.get("data_mix", "default"))
+        g = step_generator(31 if inpaint else 21, step)
+        if inpaint:
+            x, caps, masks = data.inpaint_batch(range(step * B, (step + 1) * B),
+                                                seed=plan["data_seed"],
+                                                mix=plan.get("data_mix", "default"))
+        else:
+            x, caps = data.batch(range(step * B, (step + 1) * B), seed=plan["data_seed"],
+                                 mix=plan.get("data_mix", "default"))
         drop = torch.rand(B, generator=g) < plan["drop"]
         caps = ["" if dr else c for c, dr in zip(caps, drop.tolist())]
         ids = tokenize(tok, caps)
@@ -450,7 +480,20 @@ def train_ldm(args):
         hi = torch.rand(B, generator=g) < plan["hi_t_frac"]
         t = torch.where(hi, plan["hi_t_from"] + t * (1000 - plan["hi_t_from"]) // 1000, t)
         zt = sched.add_noise(z0, noise, t)
-        ctx = te(ids).last_hidden_state
+        if inpaint:
+            # as diffusers' inpainting pipeline and the engine feed it: the
+            # mask at latent size (nearest) and a VAE sample of the picture
+            # with the masked pixels at 0 (grey)
+            m = torch.from_numpy(masks)
+            with torch.no_grad():
+                mp = vae.encode(torch.from_numpy(x) * (m < 0.5)).latent_dist
+                zm = (mp.mean + mp.std * torch.randn(mp.mean.shape, generator=g)) * scale
+            m16 = torch.nn.functional.interpolate(m, size=zt.shape[-2:])
+            zt = torch.cat([zt, m16, zm], dim=1)
+            with torch.no_grad():
+                ctx = te(ids).last_hidden_state
+        else:
+            ctx = te(ids).last_hidden_state
         pred = unet(zt, t, ctx).sample
         snr = snr_all[t]
         w = torch.clamp(snr, max=plan["snr_gamma"]) / snr
@@ -467,17 +510,19 @@ def train_ldm(args):
         acc.append(loss_each.mean().item())
         if step % args.log_every == 0 or step == plan["steps"]:
             dt = (time.time() - t_window) / len(acc)
-            log(f"ldm step {step}/{plan['steps']} mse {np.mean(acc):.4f} lr {lr_at(step, plan):.2e} "
+            log(f"{name} step {step}/{plan['steps']} mse {np.mean(acc):.4f} lr {lr_at(step, plan):.2e} "
                 f"{dt:.2f} s/step {thr} trained {seconds / 3600:.2f} h")
             acc, t_window = [], time.time()
         if time.time() - last_ck > args.ckpt_minutes * 60 or step == plan["steps"]:
             save_atomic(dict(unet=unet.state_dict(), text_encoder=te.state_dict(), opt=opt.state_dict(),
                              ema=ema.state_dict(), rng=rng_state(), step=step, losses=losses,
-                             seconds=seconds, plan=plan, unet_config=UNET, text_config=TEXT,
+                             seconds=seconds, plan=plan,
+                             unet_config=dict(UNET, in_channels=9 if inpaint else 4), text_config=TEXT,
                              scaling_factor=scale), path)
-            log(f"ldm: checkpoint at step {step}")
+            log(f"{name}: checkpoint at step {step}")
             last_ck = time.time()
-            if time.time() - last_prev > args.preview_minutes * 60 or step == plan["steps"]:
+            if not inpaint and (time.time() - last_prev > args.preview_minutes * 60
+                                or step == plan["steps"]):
                 ema.swap()
                 unet.eval(), te.eval()
                 ldm_preview(vae, scale, unet, te, tok, os.path.join(args.dir, f"preview-ldm-{step:06d}.png"))
@@ -485,13 +530,15 @@ def train_ldm(args):
                 ema.swap()
                 log(f"ldm: preview at step {step}")
                 last_prev = time.time()
-    log(f"ldm: finished, {seconds / 3600:.2f} h")
+    log(f"{name}: finished, {seconds / 3600:.2f} h")
 
 
 def main():
     global LOG
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=("ae", "ldm", "all"), default="all")
+    ap.add_argument("--stage", choices=("ae", "ldm", "all", "inpaint"), default="all",
+                    help="'inpaint': the 9-channel inpainting UNet from --init-from's UNet "
+                    "(INPAINT_PLAN)")
     ap.add_argument("--dir", default=DEFAULT_DIR)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-minutes", type=float, default=8.0)
@@ -499,6 +546,7 @@ def main():
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--ae-steps", type=int, help="override the plan (tests)")
     ap.add_argument("--ldm-steps", type=int, help="override the plan (tests)")
+    ap.add_argument("--inpaint-steps", type=int, help="override INPAINT_PLAN's length")
     ap.add_argument("--ldm-lr", type=float, help="override the plan's peak learning rate")
     ap.add_argument("--ldm-data-seed", type=int, help="override the plan's data seed (a continued "
                     "run should see new pictures)")
@@ -511,6 +559,10 @@ def main():
     a = ap.parse_args()
     if a.init_from:
         LDM_PLAN.update(CONTINUE_PLAN)
+    if a.stage == "inpaint" and not a.init_from:
+        ap.error("--stage inpaint starts from a shipped model: give --init-from models/sdcl-shapes")
+    if a.inpaint_steps:
+        INPAINT_PLAN["steps"] = a.inpaint_steps
     if a.ae_steps:
         AE_PLAN["steps"] = a.ae_steps
     if a.ldm_steps:
@@ -532,6 +584,8 @@ def main():
         train_ae(a)
     if a.stage in ("ldm", "all"):
         train_ldm(a)
+    if a.stage == "inpaint":
+        train_ldm(a, inpaint=True)
 
 
 if __name__ == "__main__":
