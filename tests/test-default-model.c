@@ -8,7 +8,8 @@
  *    centroid of the named colour lies in the named half in at least 8 of
  *    10 seeds, for each side;
  *  - inpaint: a masked square of a plain picture repainted with "a <colour>
- *    square" takes that colour inside the mask, and every pixel outside the
+ *    square" (red, green, blue, yellow) takes that colour over a quarter of
+ *    the mask or more in at least 9 of 10 seeds, and every pixel outside the
  *    mask keeps its value.
  *
  * Inpainting runs the shipped inpainting variant,
@@ -298,11 +299,14 @@ test_position (gconstpointer data)
 
 /* ---- inpaint --------------------------------------------------------------- */
 
+static const gchar *inpaint_colours[] = { "red", "green", "blue", "yellow" };
+
 static void
-test_inpaint (void)
+test_inpaint (gconstpointer data)
 {
+  const gchar *colour = data;
   /* a plain white picture with a black circle on the left; the mask is a
-   * square on the right, repainted with a red square */
+   * square on the right, repainted with a square of the colour */
   g_autofree guint8 *init = g_malloc (SIDE * SIDE * 3);
   g_autofree guint8 *mask = g_malloc0 (SIDE * SIDE);
   const guint m0 = 32, m1 = 60, n0 = 18, n1 = 46;   /* mask x m0..m1-1, y n0..n1-1 */
@@ -316,11 +320,12 @@ test_inpaint (void)
         if (x >= m0 && x < m1 && y >= n0 && y < n1)
           mask[y * SIDE + x] = 255;
       }
-  const gint want = colour_index ("red");
+  const gint want = colour_index (colour);
+  g_autofree gchar *prompt = g_strdup_printf ("a %s square", colour);
   SdclRequest req;
   sdcl_request_init (&req);
   req.mode = SDCL_MODE_INPAINT;
-  req.prompt = "a red square";
+  req.prompt = prompt;
   req.strength = 1.0;
   req.init_image = init;
   req.init_width = req.init_height = SIDE;
@@ -331,32 +336,33 @@ test_inpaint (void)
   g_autoptr (GPtrArray) images = sdcl_generate (inpaint_model, &req, NULL, NULL, &error);
   if (!images)
     sdcl_test_fail ("inpaint: %s", error->message);
-  keep ("inpaint a red square", images);
+  g_autofree gchar *label = g_strdup_printf ("inpaint %s", prompt);
+  keep (label, images);
   guint right = 0;
   for (guint i = 0; i < images->len; i++)
     {
       const SdclImage *im = images->pdata[i];
-      guint inside = 0, red = 0, changed_outside = 0;
+      guint inside = 0, hit = 0, changed_outside = 0;
       for (guint p = 0; p < SIDE * SIDE; p++)
         if (mask[p])
           {
             inside++;
-            red += classify (im->pixels + 3 * p) == want;
+            hit += classify (im->pixels + 3 * p) == want;
           }
         else
           changed_outside += memcmp (im->pixels + 3 * p, init + 3 * p, 3) != 0;
       if (changed_outside)
         sdcl_test_fail ("inpaint seed %u: %u pixels outside the mask changed", im->seed,
                         changed_outside);
-      const gboolean ok = red * 4 >= inside;
-      g_test_message ("inpaint seed %u: %u of %u masked pixels red: %s", im->seed, red, inside,
-                      ok ? "yes" : "no");
+      const gboolean ok = hit * 4 >= inside;
+      g_test_message ("inpaint seed %u: %u of %u masked pixels %s: %s", im->seed, hit, inside,
+                      colour, ok ? "yes" : "no");
       right += ok;
     }
   g_test_message ("inpaint: %u of %u seeds", right, images->len);
   if (right < 9)
-    sdcl_test_fail ("inpaint \"a red square\": a quarter of the mask or more was red in %u of "
-                    "%u seeds, want at least 9", right, images->len);
+    sdcl_test_fail ("inpaint \"%s\": a quarter of the mask or more was %s in %u of "
+                    "%u seeds, want at least 9", prompt, colour, right, images->len);
 }
 
 int
@@ -397,7 +403,11 @@ main (int argc, char **argv)
       g_autofree gchar *name = g_strdup_printf ("/default-model/position/%s", sides[i].side);
       g_test_add_data_func (name, &sides[i], test_position);
     }
-  g_test_add_func ("/default-model/inpaint", test_inpaint);
+  for (guint i = 0; i < G_N_ELEMENTS (inpaint_colours); i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("/default-model/inpaint/%s", inpaint_colours[i]);
+      g_test_add_data_func (name, inpaint_colours[i], test_inpaint);
+    }
   if (!inpaint_model)
     inpaint_model = model;
   const int status = g_test_run ();
