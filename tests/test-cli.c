@@ -418,6 +418,26 @@ test_inpaint (void)
   check_png_has (out, 64, 64, "a cat", "Seed: 5");
 }
 
+/* `sdcl inpaint` without --model: the shipped inpainting variant
+ * (models/sdcl-shapes-inpainting.safetensors) where the checkout has it,
+ * else the shipped model. */
+static void
+test_shipped_inpaint_model (void)
+{
+  g_autofree gchar *variant = g_build_filename (SDCL_SOURCE_DIR, "models",
+                                                "sdcl-shapes-inpainting.safetensors", NULL);
+  g_autofree gchar *init = write_init ("shipped-inp-init.png", 64, 64);
+  g_autofree gchar *mask = write_mask ("shipped-inp-mask.png", 64, 64, 255);
+  g_autofree gchar *out = scratch_path ("shipped-inp-out.png");
+  g_unsetenv ("SDCL_MODEL");
+  g_autoptr (Result) r = run_sdcl ("inpaint", "--prompt", "a red square", "--init", init,
+                                   "--mask", mask, "--steps", "2", "--seed", "4", "-o", out);
+  expect (r, 0, NULL);
+  check_png_has (out, 64, 64, "a red square",
+                 g_file_test (variant, G_FILE_TEST_EXISTS) ? "Model: sdcl-shapes-inpainting,"
+                                                           : "Model: sdcl-shapes,");
+}
+
 /* SIGINT once the first step is reported: the run stops, says
  * "cancelled", exits 1 and writes nothing. */
 static void
@@ -488,6 +508,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/run/generate-batch", test_generate_batch);
   g_test_add_func ("/cli/run/img2img", test_img2img);
   g_test_add_func ("/cli/run/inpaint", test_inpaint);
+  g_test_add_func ("/cli/run/inpaint-shipped-model", test_shipped_inpaint_model);
   g_test_add_func ("/cli/run/cancel", test_cancel);
 
   int status = g_test_run ();

@@ -18,7 +18,8 @@
  * latent blending.
  *
  * SDCL_TEST_MODEL=file judges another file instead of the shipped one,
- * SDCL_TEST_INPAINT_MODEL=file another inpainting model.
+ * SDCL_TEST_INPAINT_MODEL=file another inpainting model,
+ * SDCL_TEST_SEED_SHIFT=n other seeds.
  *
  * Pixels are classified by the nearest of the training data's 12 colours
  * (models/train/data.py, COLOURS) within a distance, so antialiased edges
@@ -66,6 +67,10 @@ static const struct
 
 static SdclEngine *engine;
 static SdclModel  *model;
+/* SDCL_TEST_SEED_SHIFT=n adds n to every seed: other pictures than the
+ * suite's own, to compare training checkpoints without choosing one by
+ * the very seeds that then judge it */
+static guint32     seed_shift;
 static SdclModel  *inpaint_model;   /* the inpainting variant, or model */
 
 static gint
@@ -164,7 +169,7 @@ generate (const gchar *prompt, guint32 seed0)
   SdclRequest req;
   sdcl_request_init (&req);
   req.prompt = prompt;
-  req.seed = seed0;
+  req.seed = seed0 + seed_shift;
   req.batch_count = SEEDS;
   GPtrArray *images = sdcl_generate (model, &req, NULL, NULL, &error);
   if (!images)
@@ -260,7 +265,7 @@ test_position (gconstpointer data)
       SdclRequest req;
       sdcl_request_init (&req);
       req.prompt = prompt;
-      req.seed = 2000 + 100 * (side - sides) + 10 * c;
+      req.seed = 2000 + 100 * (side - sides) + 10 * c + seed_shift;
       req.batch_count = SEEDS / G_N_ELEMENTS (position_colours);
       g_autoptr (GPtrArray) images = sdcl_generate (model, &req, NULL, NULL, &error);
       if (!images)
@@ -330,7 +335,7 @@ test_inpaint (gconstpointer data)
   req.init_image = init;
   req.init_width = req.init_height = SIDE;
   req.mask = mask;
-  req.seed = 3000;
+  req.seed = 3000 + seed_shift;
   req.batch_count = SEEDS;
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) images = sdcl_generate (inpaint_model, &req, NULL, NULL, &error);
@@ -370,6 +375,8 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_autoptr (GError) error = NULL;
+  const gchar *shift = g_getenv ("SDCL_TEST_SEED_SHIFT");
+  seed_shift = shift ? (guint32) g_ascii_strtoull (shift, NULL, 10) : 0;
   /* SDCL_TEST_MODEL judges a candidate (a checkpoint exported elsewhere
    * while training) by the same measures before it replaces the shipped file */
   g_autofree gchar *path = g_getenv ("SDCL_TEST_MODEL") && *g_getenv ("SDCL_TEST_MODEL")

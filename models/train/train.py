@@ -446,7 +446,7 @@ def train_ldm(args, inpaint=False):
         nt = sum(p.numel() for p in te.parameters())
         log(f"{name}: fresh start, UNet {nu / 1e6:.2f} M + text encoder {nt / 1e6:.2f} M parameters, "
             f"latent scale {scale:.5f}, plan {json.dumps(plan)}")
-    if step >= plan["steps"]:
+    if step >= min(plan["steps"], args.stop_at or plan["steps"]):
         log(f"{name}: done already")
         return
     acp = sched.alphas_cumprod
@@ -454,7 +454,8 @@ def train_ldm(args, inpaint=False):
     B = plan["batch"]
     last_ck, last_prev, t_window, acc = time.time(), time.time(), time.time(), []
     thr = Threads(args.threads)
-    while step < plan["steps"]:
+    stop = min(plan["steps"], args.stop_at or plan["steps"])
+    while step < stop:
         thr.update(step)
         t0 = time.time()
         for gp in opt.param_groups:
@@ -508,12 +509,12 @@ def train_ldm(args, inpaint=False):
         seconds += time.time() - t0
         losses.append((step, loss.item(), loss_each.mean().item()))
         acc.append(loss_each.mean().item())
-        if step % args.log_every == 0 or step == plan["steps"]:
+        if step % args.log_every == 0 or step == stop:
             dt = (time.time() - t_window) / len(acc)
             log(f"{name} step {step}/{plan['steps']} mse {np.mean(acc):.4f} lr {lr_at(step, plan):.2e} "
                 f"{dt:.2f} s/step {thr} trained {seconds / 3600:.2f} h")
             acc, t_window = [], time.time()
-        if time.time() - last_ck > args.ckpt_minutes * 60 or step == plan["steps"]:
+        if time.time() - last_ck > args.ckpt_minutes * 60 or step == stop:
             save_atomic(dict(unet=unet.state_dict(), text_encoder=te.state_dict(), opt=opt.state_dict(),
                              ema=ema.state_dict(), rng=rng_state(), step=step, losses=losses,
                              seconds=seconds, plan=plan,
@@ -530,7 +531,8 @@ def train_ldm(args, inpaint=False):
                 ema.swap()
                 log(f"ldm: preview at step {step}")
                 last_prev = time.time()
-    log(f"{name}: finished, {seconds / 3600:.2f} h")
+    log(f"{name}: {'finished' if step >= plan['steps'] else f'stopped at step {step}'}, "
+        f"{seconds / 3600:.2f} h")
 
 
 def main():
@@ -547,6 +549,8 @@ def main():
     ap.add_argument("--ae-steps", type=int, help="override the plan (tests)")
     ap.add_argument("--ldm-steps", type=int, help="override the plan (tests)")
     ap.add_argument("--inpaint-steps", type=int, help="override INPAINT_PLAN's length")
+    ap.add_argument("--stop-at", type=int, help="stop the LDM or inpaint stage after this step "
+                    "(with a checkpoint there), the plan's schedule unchanged")
     ap.add_argument("--ldm-lr", type=float, help="override the plan's peak learning rate")
     ap.add_argument("--ldm-data-seed", type=int, help="override the plan's data seed (a continued "
                     "run should see new pictures)")
