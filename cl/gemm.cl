@@ -460,8 +460,42 @@ kernel void gemm_pack_f16 (global const half *src, ulong off, long ld_k, long ld
 #define GT_BN 128
 #define GT_BK 16
 
-/* This work-item's share of the next blocks: A row t/2, k (t%2)·8 .. +7;
- * B panel t/32, k (t%32)/2, columns ((t%32)%2)·8 .. +7. Zero outside. */
+/* What both block shapes share: the group's place, its local blocks
+ * (BM rows of A), this work-item's share of B (panel t/32, k (t%32)/2,
+ * columns ((t%32)%2)·8 .. +7, zero outside) and the start of the
+ * epilogue: the columns, the bias, C's batch. */
+#define GT_GROUP(BM)                                                         \
+  local float la[GT_BK * (BM)], lb[GT_BK * GT_BN];                           \
+  const int tx = get_local_id (0), ty = get_local_id (1);                    \
+  const int t = ty * 16 + tx;                                                \
+  const int m0 = get_group_id (1) * (BM), n0 = get_group_id (0) * GT_BN;     \
+  const int batch = get_group_id (2);                                        \
+  const int bpan = t / 32, bk = (t % 32) / 2, bj = (t % 2) * 8;              \
+  const int bcol = n0 + bpan * 16;                                           \
+  const int bln = bpan * 16 + bj
+
+#define GT_B_POINTER(T)                                                      \
+  const global T *bp = b + b_off + batch * b_batch                          \
+                       + (long) (min (bcol, N - 1) / 16) * b_panel + bj
+
+#define GT_FETCH_B(LOADB8)                                                   \
+  const int kb = k0 + bk;                                                    \
+  rb = bcol < N && kb < K ? LOADB8 (bp + (long) kb * ldb) : (float8) (0.0f)
+
+#define GT_STORE_B vstore8 (rb, 0, lb + bk * GT_BN + bln)
+
+#define GT_EPILOGUE_START                                                    \
+  const int col0 = n0 + tx * 4, col1 = n0 + 64 + tx * 4;                     \
+  float4 bias0 = 0.0f, bias1 = 0.0f;                                         \
+  if (has_bias)                                                              \
+    {                                                                        \
+      bias0 = gt_load4 (bias + bias_off, col0, N);                           \
+      bias1 = gt_load4 (bias + bias_off, col1, N);                           \
+    }                                                                        \
+  global float *cb = c + c_off + batch * c_batch
+
+/* This work-item's share of A's next block: row t/2, k (t%2)·8 .. +7,
+ * zero outside; and of B's. */
 #define GT_FETCH(LOADB8)                                                     \
   do {                                                                       \
     const int ka = k0 + akof;                                                \
@@ -474,8 +508,7 @@ kernel void gemm_pack_f16 (global const half *src, ulong off, long ld_k, long ld
           t_[j_] = arow < M && ka + j_ < K ? ap[ka + j_] : 0.0f;             \
         ra = vload8 (0, t_);                                                 \
       }                                                                      \
-    const int kb = k0 + bk;                                                  \
-    rb = bcol < N && kb < K ? LOADB8 (bp + (long) kb * ldb) : (float8) (0.0f); \
+    GT_FETCH_B (LOADB8);                                                     \
   } while (0)
 
 #define GT_STORE_LOCAL                                                       \
@@ -483,25 +516,16 @@ kernel void gemm_pack_f16 (global const half *src, ulong off, long ld_k, long ld
     const float ta_[8] = { ra.s0, ra.s1, ra.s2, ra.s3, ra.s4, ra.s5, ra.s6, ra.s7 }; \
     for (int j_ = 0; j_ < 8; j_++)                                           \
       la[(akof + j_) * GT_BM + alr] = ta_[j_];                               \
-    vstore8 (rb, 0, lb + bk * GT_BN + bln);                                  \
+    GT_STORE_B;                                                              \
   } while (0)
 
 #define GT_FMA4(acc, s, bv) acc = fma ((float4) (s), (bv), acc)
 
 #define GT_BODY(T, LOADB8)                                                   \
-  local float la[GT_BK * GT_BM], lb[GT_BK * GT_BN];                          \
-  const int tx = get_local_id (0), ty = get_local_id (1);                    \
-  const int t = ty * 16 + tx;                                                \
-  const int m0 = get_group_id (1) * GT_BM, n0 = get_group_id (0) * GT_BN;   \
-  const int batch = get_group_id (2);                                        \
-  /* the blocks' loads */                                                    \
+  GT_GROUP (GT_BM);                                                          \
   const int alr = t / 2, akof = (t % 2) * 8, arow = m0 + alr;                \
   const global float *ap = a + a_off + batch * a_batch + (long) min (arow, M - 1) * lda; \
-  const int bpan = t / 32, bk = (t % 32) / 2, bj = (t % 2) * 8;              \
-  const int bcol = n0 + bpan * 16;                                           \
-  const int bln = bpan * 16 + bj;                                            \
-  const global T *bp = b + b_off + batch * b_batch                          \
-                       + (long) (min (bcol, N - 1) / 16) * b_panel + bj;     \
+  GT_B_POINTER (T);                                                          \
   float4 c00 = 0.0f, c01 = 0.0f, c10 = 0.0f, c11 = 0.0f, c20 = 0.0f, c21 = 0.0f, \
          c30 = 0.0f, c31 = 0.0f, c40 = 0.0f, c41 = 0.0f, c50 = 0.0f, c51 = 0.0f, \
          c60 = 0.0f, c61 = 0.0f, c70 = 0.0f, c71 = 0.0f;                     \
@@ -532,14 +556,7 @@ kernel void gemm_pack_f16 (global const half *src, ulong off, long ld_k, long ld
           GT_FMA4 (c70, a1.w, b0); GT_FMA4 (c71, a1.w, b1);                  \
         }                                                                    \
     }                                                                        \
-  const int col0 = n0 + tx * 4, col1 = n0 + 64 + tx * 4;                     \
-  float4 bias0 = 0.0f, bias1 = 0.0f;                                         \
-  if (has_bias)                                                              \
-    {                                                                        \
-      bias0 = gt_load4 (bias + bias_off, col0, N);                           \
-      bias1 = gt_load4 (bias + bias_off, col1, N);                           \
-    }                                                                        \
-  global float *cb = c + c_off + batch * c_batch;                            \
+  GT_EPILOGUE_START;                                                         \
   const int r0 = m0 + ty * 4, r1 = m0 + 64 + ty * 4;                         \
   gt_store_row (cb, ldc, r0, M, col0, col1, N, c00 + bias0, c01 + bias1, accumulate); \
   gt_store_row (cb, ldc, r0 + 1, M, col0, col1, N, c10 + bias0, c11 + bias1, accumulate); \
@@ -592,23 +609,19 @@ gt_store_row (global float *cb, long ldc, int r, int M, int col0, int col1, int 
 #define GT_LOAD_F32(p) vload8 (0, (p))
 #define GT_LOAD_F16(p) vload_half8 (0, (p))
 
-kernel __attribute__ ((reqd_work_group_size (16, 16, 1)))
-void gemm_tiled_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-                     global const float *b, ulong b_off, long ldb, long b_batch, long b_panel,
-                     int N, global const float *bias, ulong bias_off, int has_bias,
-                     global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
-{
-  GT_BODY (float, GT_LOAD_F32);
+/* name_f32 and name_f16: the tiled kernels with B stored f32 or f16 */
+#define GT_KERNEL(name, T, BODY, LOADB8)                                     \
+kernel __attribute__ ((reqd_work_group_size (16, 16, 1)))                    \
+void name (global const float *a, ulong a_off, long lda, long a_batch, int M, int K, \
+           global const T *b, ulong b_off, long ldb, long b_batch, long b_panel, int N, \
+           global const float *bias, ulong bias_off, int has_bias,         \
+           global float *c, ulong c_off, long ldc, long c_batch, int accumulate) \
+{                                                                            \
+  BODY (T, LOADB8);                                                          \
 }
 
-kernel __attribute__ ((reqd_work_group_size (16, 16, 1)))
-void gemm_tiled_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-                     global const half *b, ulong b_off, long ldb, long b_batch, long b_panel,
-                     int N, global const float *bias, ulong bias_off, int has_bias,
-                     global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
-{
-  GT_BODY (half, GT_LOAD_F16);
-}
+GT_KERNEL (gemm_tiled_f32, float, GT_BODY, GT_LOAD_F32)
+GT_KERNEL (gemm_tiled_f16, half, GT_BODY, GT_LOAD_F16)
 
 /* The same for products with few rows (Winograd's per-position products
  * at the small levels: 8 to 64 rows): blocks of 32x128, each work-item 2
@@ -618,18 +631,10 @@ void gemm_tiled_f16 (global const float *a, ulong a_off, long lda, long a_batch,
 #define GT32_BM 32
 
 #define GT32_BODY(T, LOADB8)                                                 \
-  local float la[GT_BK * GT32_BM], lb[GT_BK * GT_BN];                        \
-  const int tx = get_local_id (0), ty = get_local_id (1);                    \
-  const int t = ty * 16 + tx;                                                \
-  const int m0 = get_group_id (1) * GT32_BM, n0 = get_group_id (0) * GT_BN; \
-  const int batch = get_group_id (2);                                        \
+  GT_GROUP (GT32_BM);                                                        \
   const int alr = t / 8, akof = (t % 8) * 2, arow = m0 + alr;                \
   const global float *ap = a + a_off + batch * a_batch + (long) min (arow, M - 1) * lda; \
-  const int bpan = t / 32, bk = (t % 32) / 2, bj = (t % 2) * 8;              \
-  const int bcol = n0 + bpan * 16;                                           \
-  const int bln = bpan * 16 + bj;                                            \
-  const global T *bp = b + b_off + batch * b_batch                          \
-                       + (long) (min (bcol, N - 1) / 16) * b_panel + bj;     \
+  GT_B_POINTER (T);                                                          \
   float4 c00 = 0.0f, c01 = 0.0f, c10 = 0.0f, c11 = 0.0f;                     \
   float2 ra;                                                                 \
   float8 rb;                                                                 \
@@ -640,7 +645,7 @@ void gemm_tiled_f16 (global const float *a, ulong a_off, long lda, long a_batch,
       barrier (CLK_LOCAL_MEM_FENCE);                                         \
       la[akof * GT32_BM + alr] = ra.x;                                       \
       la[(akof + 1) * GT32_BM + alr] = ra.y;                                 \
-      vstore8 (rb, 0, lb + bk * GT_BN + bln);                                \
+      GT_STORE_B;                                                            \
       barrier (CLK_LOCAL_MEM_FENCE);                                         \
       k0 += GT_BK;                                                           \
       if (k0 < K)                                                            \
@@ -654,14 +659,7 @@ void gemm_tiled_f16 (global const float *a, ulong a_off, long lda, long a_batch,
           GT_FMA4 (c10, a0.y, b0); GT_FMA4 (c11, a0.y, b1);                  \
         }                                                                    \
     }                                                                        \
-  const int col0 = n0 + tx * 4, col1 = n0 + 64 + tx * 4;                     \
-  float4 bias0 = 0.0f, bias1 = 0.0f;                                         \
-  if (has_bias)                                                              \
-    {                                                                        \
-      bias0 = gt_load4 (bias + bias_off, col0, N);                           \
-      bias1 = gt_load4 (bias + bias_off, col1, N);                           \
-    }                                                                        \
-  global float *cb = c + c_off + batch * c_batch;                            \
+  GT_EPILOGUE_START;                                                         \
   const int r0 = m0 + ty * 2;                                                \
   gt_store_row (cb, ldc, r0, M, col0, col1, N, c00 + bias0, c01 + bias1, accumulate); \
   gt_store_row (cb, ldc, r0 + 1, M, col0, col1, N, c10 + bias0, c11 + bias1, accumulate)
@@ -671,27 +669,11 @@ void gemm_tiled_f16 (global const float *a, ulong a_off, long lda, long a_batch,
     const int ka = k0 + akof;                                                \
     ra.x = arow < M && ka < K ? ap[ka] : 0.0f;                               \
     ra.y = arow < M && ka + 1 < K ? ap[ka + 1] : 0.0f;                       \
-    const int kb = k0 + bk;                                                  \
-    rb = bcol < N && kb < K ? LOADB8 (bp + (long) kb * ldb) : (float8) (0.0f); \
+    GT_FETCH_B (LOADB8);                                                     \
   } while (0)
 
-kernel __attribute__ ((reqd_work_group_size (16, 16, 1)))
-void gemm_tiled32_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-                       global const float *b, ulong b_off, long ldb, long b_batch, long b_panel,
-                       int N, global const float *bias, ulong bias_off, int has_bias,
-                       global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
-{
-  GT32_BODY (float, GT_LOAD_F32);
-}
-
-kernel __attribute__ ((reqd_work_group_size (16, 16, 1)))
-void gemm_tiled32_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-                       global const half *b, ulong b_off, long ldb, long b_batch, long b_panel,
-                       int N, global const float *bias, ulong bias_off, int has_bias,
-                       global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
-{
-  GT32_BODY (half, GT_LOAD_F16);
-}
+GT_KERNEL (gemm_tiled32_f32, float, GT32_BODY, GT_LOAD_F32)
+GT_KERNEL (gemm_tiled32_f16, half, GT32_BODY, GT_LOAD_F16)
 
 /* Split K: a product with too few blocks to fill the device runs as
  * `splits` products over consecutive ranges of K (the tiled kernels'

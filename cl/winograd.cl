@@ -68,7 +68,7 @@
     vstore8 (o5, 0, dst + (i * 6 + 5) * plane);                              \
   }
 
-#define WINO_WEIGHT_BODY(LOAD8)                                              \
+#define WINO_WEIGHT_BODY(TYPE, LOAD8)                                        \
   const int pn = get_global_id (0), ci = get_global_id (1);                  \
   if (pn >= panels || ci >= Cin)                                             \
     return;                                                                  \
@@ -92,21 +92,17 @@
 
 #define WINO_LOAD_F32(i, p) (p)[i]
 
-#define TYPE float
-kernel void wino_weight_f32 (global const float *w, ulong w_off, long ldw, int Cin,
-                             int panels, global float *u)
-{
-  WINO_WEIGHT_BODY (vload8);
+/* One kernel making U (a block of `panels` x 16 output channels) from
+ * the packed weight stored as T. */
+#define WINO_WEIGHT_KERNEL(name, T, BODY, LOAD)                              \
+kernel void name (global const T *w, ulong w_off, long ldw, int Cin, int panels, \
+                  global float *u)                                           \
+{                                                                            \
+  BODY (T, LOAD);                                                            \
 }
-#undef TYPE
 
-#define TYPE half
-kernel void wino_weight_f16 (global const half *w, ulong w_off, long ldw, int Cin,
-                             int panels, global float *u)
-{
-  WINO_WEIGHT_BODY (vload_half8);
-}
-#undef TYPE
+WINO_WEIGHT_KERNEL (wino_weight_f32, float, WINO_WEIGHT_BODY, vload8)
+WINO_WEIGHT_KERNEL (wino_weight_f16, half, WINO_WEIGHT_BODY, vload_half8)
 
 /* The same for GPUs, a quarter of a panel (4 output channels) per
  * work-item: global (4, Cin, panels), so neighbouring work-items read
@@ -125,7 +121,7 @@ kernel void wino_weight_f16 (global const half *w, ulong w_off, long ldw, int Ci
     vstore4 (o5, 0, dst + (i * 6 + 5) * plane);                              \
   }
 
-#define WINO_WEIGHT4_BODY(LOAD4)                                             \
+#define WINO_WEIGHT4_BODY(TYPE, LOAD4)                                       \
   const int q = get_global_id (0), ci = get_global_id (1), pn = get_global_id (2); \
   if (pn >= panels || ci >= Cin)                                             \
     return;                                                                  \
@@ -144,21 +140,8 @@ kernel void wino_weight_f16 (global const half *w, ulong w_off, long ldw, int Ci
   WINO_WEIGHT4_ROW (0) WINO_WEIGHT4_ROW (1) WINO_WEIGHT4_ROW (2)             \
   WINO_WEIGHT4_ROW (3) WINO_WEIGHT4_ROW (4) WINO_WEIGHT4_ROW (5)
 
-#define TYPE float
-kernel void wino_weight4_f32 (global const float *w, ulong w_off, long ldw, int Cin,
-                              int panels, global float *u)
-{
-  WINO_WEIGHT4_BODY (vload4);
-}
-#undef TYPE
-
-#define TYPE half
-kernel void wino_weight4_f16 (global const half *w, ulong w_off, long ldw, int Cin,
-                              int panels, global float *u)
-{
-  WINO_WEIGHT4_BODY (vload_half4);
-}
-#undef TYPE
+WINO_WEIGHT_KERNEL (wino_weight4_f32, float, WINO_WEIGHT4_BODY, vload4)
+WINO_WEIGHT_KERNEL (wino_weight4_f16, half, WINO_WEIGHT4_BODY, vload_half4)
 
 
 /* Bᵀ applied on one side: d0..d5 -> o0..o5 (named values) */
