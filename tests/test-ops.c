@@ -227,6 +227,20 @@ run_linear (gconstpointer data)
   check_out (c, y, TOL_REL, TOL_NMSE);
 }
 
+/* The direct convolution as GPUs run it: im2col and the tiled GEMM
+ * (SDCL_CONV_GEMM=1, SDCL_GEMM_TILED=1). */
+static SdclTensor *
+conv_as_gpu (const SdclTensor *x, const SdclTensor *w, const SdclTensor *b, gint stride,
+             gint pad, gint pad_end, GError **error)
+{
+  g_setenv ("SDCL_CONV_GEMM", "1", TRUE);
+  g_setenv ("SDCL_GEMM_TILED", "1", TRUE);
+  SdclTensor *y = sdcl_conv2d_with (x, w, b, stride, pad, pad_end, SDCL_CONV_DIRECT, error);
+  g_unsetenv ("SDCL_CONV_GEMM");
+  g_unsetenv ("SDCL_GEMM_TILED");
+  return y;
+}
+
 static void
 run_conv (gconstpointer data)
 {
@@ -242,20 +256,14 @@ run_conv (gconstpointer data)
   g_assert_no_error (error);
   check_out (c, y, TOL_REL, TOL_NMSE);
   /* both algorithms, whichever AUTO picked for these (small) shapes, and
-     the direct one also as GPUs run it: im2col and the tiled GEMM
-     (SDCL_CONV_GEMM=1, SDCL_GEMM_TILED=1) */
+     the direct one also as GPUs run it */
   for (SdclConvAlgorithm a = SDCL_CONV_DIRECT; a <= SDCL_CONV_WINOGRAD; a++)
     {
       g_autoptr (SdclTensor) ya = sdcl_conv2d_with (x, w, bias, stride, pad, pad, a, &error);
       g_assert_no_error (error);
       check_out (c, ya, TOL_REL, TOL_NMSE);
     }
-  g_setenv ("SDCL_CONV_GEMM", "1", TRUE);
-  g_setenv ("SDCL_GEMM_TILED", "1", TRUE);
-  g_autoptr (SdclTensor) yg = sdcl_conv2d_with (x, w, bias, stride, pad, pad, SDCL_CONV_DIRECT,
-                                                &error);
-  g_unsetenv ("SDCL_CONV_GEMM");
-  g_unsetenv ("SDCL_GEMM_TILED");
+  g_autoptr (SdclTensor) yg = conv_as_gpu (x, w, bias, stride, pad, pad, &error);
   g_assert_no_error (error);
   check_out (c, yg, TOL_REL, TOL_NMSE);
 }
@@ -576,16 +584,9 @@ test_large_conv (gconstpointer data)
      direct algorithm */
   for (gint a = SDCL_CONV_DIRECT; a <= SDCL_CONV_WINOGRAD + 1; a++)
     {
-      if (a > SDCL_CONV_WINOGRAD)
-        {
-          g_setenv ("SDCL_CONV_GEMM", "1", TRUE);
-          g_setenv ("SDCL_GEMM_TILED", "1", TRUE);
-        }
-      g_autoptr (SdclTensor) y = sdcl_conv2d_with (x, wt, b, s2 ? 2 : 1, 1, 1,
-                                                   a > SDCL_CONV_WINOGRAD ? SDCL_CONV_DIRECT
-                                                   : (SdclConvAlgorithm) a, &error);
-      g_unsetenv ("SDCL_CONV_GEMM");
-      g_unsetenv ("SDCL_GEMM_TILED");
+      g_autoptr (SdclTensor) y = a > SDCL_CONV_WINOGRAD
+        ? conv_as_gpu (x, wt, b, s2 ? 2 : 1, 1, 1, &error)
+        : sdcl_conv2d_with (x, wt, b, s2 ? 2 : 1, 1, 1, (SdclConvAlgorithm) a, &error);
       g_assert_no_error (error);
       check_large (s2 ? "big_conv3x3_s2" : "big_conv3x3", y, TOL_REL, TOL_NMSE);
     }
@@ -633,26 +634,19 @@ test_winograd (gconstpointer data)
   g_assert_no_error (error);
   for (gint stored = 0; stored < 4; stored++)
     {
-      if (stored)
+      /* the last pass is not Winograd: the direct algorithm as GPUs run
+         it, where the channels allow */
+      if (stored == 3 && c->cin % 4 != 0)
+        break;
+      if (stored == 1 || stored == 2)
         g_setenv ("SDCL_WINOGRAD_FUSED", "0", TRUE);
       if (stored == 2)
         g_setenv ("SDCL_WINO_WEIGHT4", "1", TRUE);
-      if (stored == 3)
-        {
-          /* not Winograd: the direct algorithm as GPUs run it (im2col and
-             the tiled GEMM), where the channels allow */
-          if (c->cin % 4 != 0)
-            break;
-          g_setenv ("SDCL_CONV_GEMM", "1", TRUE);
-          g_setenv ("SDCL_GEMM_TILED", "1", TRUE);
-        }
-      g_autoptr (SdclTensor) wino = sdcl_conv2d_with (x, wt, b, 1, c->pad, c->pad_end,
-                                                      stored == 3 ? SDCL_CONV_DIRECT
-                                                                  : SDCL_CONV_WINOGRAD, &error);
+      g_autoptr (SdclTensor) wino = stored == 3
+        ? conv_as_gpu (x, wt, b, 1, c->pad, c->pad_end, &error)
+        : sdcl_conv2d_with (x, wt, b, 1, c->pad, c->pad_end, SDCL_CONV_WINOGRAD, &error);
       g_unsetenv ("SDCL_WINOGRAD_FUSED");
       g_unsetenv ("SDCL_WINO_WEIGHT4");
-      g_unsetenv ("SDCL_CONV_GEMM");
-      g_unsetenv ("SDCL_GEMM_TILED");
       g_assert_no_error (error);
       for (int i = 0; i < 4; i++)
         g_assert_cmpint (wino->ne[i], ==, direct->ne[i]);
