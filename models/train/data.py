@@ -178,10 +178,6 @@ MIXES = {
     # caption: a model trained only on "positions" draws an unplaced object
     # in the upper half
     "balanced": dict(single=0.8, pos_single=0.7, pos_pair=0.95),
-    # "balanced" with a quarter of the first objects recoloured purple (where
-    # the background allows): the colour the shipped model drew least
-    # reliably; one more random number per scene, only in this mix
-    "purple": dict(single=0.8, pos_single=0.7, pos_pair=0.95, focus=("purple", 0.25)),
 }
 
 
@@ -207,9 +203,6 @@ def scene(rng, mix="default"):
         if n == 2 and size == "big" and objs and objs[0]["size"] == "big" and rng.random() < 0.5:
             size = "small"
         objs.append(dict(shape=_pick(rng, SHAPES), colour=_distinct_from(rng, avoid), size=size, pos=p))
-    focus = MIXES[mix].get("focus")
-    if focus and rng.random() < focus[1] and focus[0] not in avoid:
-        objs[0]["colour"] = focus[0]
     if n == 2 and objs[0]["shape"] == objs[1]["shape"] and objs[0]["colour"] == objs[1]["colour"]:
         objs[1]["colour"] = _distinct_from(rng, avoid | {objs[0]["colour"]})
     for o in objs:

@@ -418,14 +418,9 @@ def train_ldm(args, inpaint=False):
     vae, scale, unet, te, sched = ldm_models(args, inpaint)
     tok = make_tokenizer(os.path.join(args.dir, "tokenizer"))
     trained = [unet] if inpaint else [unet, te]
-    # te_lr_mult 0: the text encoder stays as it is (the EMA keeps its
-    # slot, so the checkpoint and export.py see the usual layout)
-    frozen_te = inpaint or plan["te_lr_mult"] == 0
-    if frozen_te:
-        te.eval().requires_grad_(False)
     params = [p for m in trained for p in m.parameters()]
     groups = [dict(params=list(unet.parameters()), lr_mult=1.0)]
-    if not frozen_te:
+    if not inpaint:
         groups.append(dict(params=list(te.parameters()), lr_mult=plan["te_lr_mult"]))
     opt = torch.optim.AdamW(groups, lr=plan["lr"], weight_decay=0.01, betas=(0.9, 0.999))
     ema = EMA(trained, plan["ema"])
@@ -496,7 +491,9 @@ def train_ldm(args, inpaint=False):
                 zm = (mp.mean + mp.std * torch.randn(mp.mean.shape, generator=g)) * scale
             m16 = torch.nn.functional.interpolate(m, size=zt.shape[-2:])
             zt = torch.cat([zt, m16, zm], dim=1)
-        with torch.set_grad_enabled(not frozen_te):
+            with torch.no_grad():
+                ctx = te(ids).last_hidden_state
+        else:
             ctx = te(ids).last_hidden_state
         pred = unet(zt, t, ctx).sample
         snr = snr_all[t]
@@ -530,7 +527,7 @@ def train_ldm(args, inpaint=False):
                 ema.swap()
                 unet.eval(), te.eval()
                 ldm_preview(vae, scale, unet, te, tok, os.path.join(args.dir, f"preview-ldm-{step:06d}.png"))
-                unet.train(), te.train(not frozen_te)
+                unet.train(), te.train()
                 ema.swap()
                 log(f"ldm: preview at step {step}")
                 last_prev = time.time()
@@ -561,9 +558,6 @@ def main():
                     help="override the plan's picture mix (data.MIXES; 'positions': mostly "
                     "single objects, every caption with its place; 'balanced': the same with "
                     "30 %% of single objects unplaced in the caption)")
-    ap.add_argument("--ldm-te-lr-mult", type=float, help="override the plan's text encoder learning "
-                    "rate multiplier; 0 freezes the text encoder, so a continued base model keeps "
-                    "the text encoder that the inpainting variant shares")
     ap.add_argument("--init-from", help="a shipped diffusers folder (models/sdcl-shapes) to start "
                     "from where --dir has no checkpoints (see init_from_folder)")
     a = ap.parse_args()
@@ -583,8 +577,6 @@ def main():
         LDM_PLAN["data_seed"] = a.ldm_data_seed
     if a.ldm_data_mix:
         LDM_PLAN["data_mix"] = a.ldm_data_mix
-    if a.ldm_te_lr_mult is not None:
-        LDM_PLAN["te_lr_mult"] = a.ldm_te_lr_mult
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     os.makedirs(a.dir, exist_ok=True)
