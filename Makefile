@@ -50,7 +50,7 @@ setup:
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) $(MESON_OPTS)
 
 test: all
-	meson test -C $(BUILD) --print-errorlogs $(if $(SUITE),--suite $(SUITE),--no-suite fullsize --no-suite default-model) ; \
+	meson test -C $(BUILD) --print-errorlogs $(if $(SUITE),--suite $(SUITE),--no-suite fullsize) ; \
 	  status=$$?; tools/test-summary $(BUILD); exit $$status
 
 test-asan:

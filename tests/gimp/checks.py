@@ -8,6 +8,7 @@
 # Models: the test's GIMP profile has tiny-sd and tiny-sd-inpaint in its
 # sdcl/models folder; $SDCL_TEST_MODELS is the fixture folder.
 import os
+import time
 import traceback
 
 import gi
@@ -358,6 +359,24 @@ def failure_case(what, proc, img, drawables, expect, **args):
           f'{what}: the layers are unchanged')
 
 
+def wait_plug_ins_gone(seconds=20):
+    """True once no sdcl-gimp process is left (at most `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = False
+        for pid in filter(str.isdigit, os.listdir('/proc')):
+            try:
+                with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                    argv0 = f.read().split(b'\0')[0]
+            except OSError:
+                continue
+            alive |= os.path.basename(argv0) == b'sdcl-gimp'
+        if not alive:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def test_failure():
     img, bg, top = make_image()
     failure_case('missing model', 'plug-in-sdcl-generate', img, [bg], 'does not exist',
@@ -380,7 +399,11 @@ def test_failure():
     Gimp.Selection.none(img)
 
     # What GIMP does when the user cancels from the progress bar: it ends the
-    # plug-in's process. run-gimp-test kills it once this flag is there.
+    # plug-in's process. run-gimp-test kills it once this flag is there. The
+    # plug-in processes of the calls above may still be exiting after GIMP
+    # has their answer; the flag waits for them, or the kill could find one
+    # of those instead of the run to cancel.
+    check(wait_plug_ins_gone(), 'cancel: the plug-ins of the calls before have ended')
     before = snapshot(img)
     open(os.path.join(OUT, 'kill-plug-in'), 'w').close()
     status, values, error = call('plug-in-sdcl-generate', img, [bg], prompt='x', steps=150,

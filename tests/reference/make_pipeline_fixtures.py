@@ -887,7 +887,7 @@ the file's `__metadata__` alone, @WIDTH@ wide x @HEIGHT@ high (latent
 @LATENT@: the VAE downsamples by @FACTOR@), every random draw recorded.
 
 `tests/test-pipeline-reference.c` replays each case through the engine
-(meson test `default-model-diffusers`, suite `default-model`) with the
+(meson test `default-model-diffusers`, suite `pipeline`) with the
 tolerances stated at its top. Each case's JSON names the model file and its
 SHA-256, and the test refuses a model file with another hash: after the
 model changes, run the command above again.
@@ -895,6 +895,7 @@ model changes, run the command above again.
 | file | what |
 | --- | --- |
 | `pipeline.safetensors` | one group of tensors per case, `<case>.*`, and its description as JSON in `__metadata__` under `case.<case>`; `sdcl.cases` lists the cases in order, `sdcl.about` the versions, shapes and the model file |
+| `judge.png`, `judge.txt` | not from this script: pictures with a known answer for the quality suite's reading (`/default-model/judge`), made by `tests/reference/make_judge_fixture.py` from the training data; see `tests/reference/README.md` |
 
 All tensors are F32; a case with one image has no batch dimension.
 
