@@ -319,8 +319,13 @@ shrink (const guint8 *rgb, guint width, guint height, guint out_width, guint out
  * antialiased edge pixels are. Where the edge is, and how near, is read
  * through a cubic B-spline (smoother than Catmull-Rom, whose half-way
  * contour scallops between pixel centres around a curve), so that nothing
- * changes abruptly from one source pixel to the next. Distances are
- * Euclidean in 8-bit RGB. */
+ * changes abruptly from one source pixel to the next. The pure colours
+ * are gathered per cell (the square between four source pixel centres);
+ * a sample is snapped with those of the four cells nearest it and the
+ * results blended by its distance to their centres, since neighbouring
+ * cells can choose different A and B where a soft picture (a model's
+ * output) has few pure colours, and one cell's alone would leave a seam
+ * at every cell border. Distances are Euclidean in 8-bit RGB. */
 #define EDGE_LO   16.0f   /* neighbouring pixels this close are no edge: gradients, noise */
 #define EDGE_HI   40.0f   /* ... and this far apart make a full one */
 #define PAIR_LO   32.0f   /* two colours this close are never snapped apart */
@@ -335,6 +340,7 @@ shrink (const guint8 *rgb, guint width, guint height, guint out_width, guint out
 typedef struct
 {
   gint   cell;            /* floor of the source position, + 1: 0 .. n */
+  gfloat f;               /* the position's fraction past that floor */
   guint  idx[4];          /* source indices of the taps, clamped */
   gfloat w[4];            /* Catmull-Rom weights: the colour */
   gfloat b[4];            /* cubic B-spline weights: the edge */
@@ -407,6 +413,7 @@ cubic_taps (guint n_in, guint n_out, guint sub)
         const gfloat f = (gfloat) (u - base);
         Tap *t = &taps[(gsize) o * sub + s];
         t->cell = (gint) base + 1;
+        t->f = f;
         for (gint k = 0; k < 4; k++)
           t->idx[k] = (guint) CLAMP ((gint) base - 1 + k, 0, (gint) n_in - 1);
         t->w[0] = ((-0.5f * f + 1.0f) * f - 0.5f) * f;
@@ -598,6 +605,27 @@ snap (gfloat *c, const gfloat *e, gfloat near, const Cell *cell, const guint32 *
     c[i] += move * (B[i] - A[i]);
 }
 
+/* The two cells nearest a sample along one axis (its own and the one on
+ * the side it is nearer to, clamped to 0 .. last) and their weights, linear
+ * in the distance to each cell's centre: a sample on the border between
+ * two cells takes half of each, so nothing jumps where cells meet. */
+static void
+cell_pair (const Tap *t, gint last, gint *cell, gfloat *w)
+{
+  cell[0] = t->cell;
+  if (t->f < 0.5f)
+    {
+      cell[1] = MAX (t->cell - 1, 0);
+      w[0] = 0.5f + t->f;
+    }
+  else
+    {
+      cell[1] = MIN (t->cell + 1, last);
+      w[0] = 1.5f - t->f;
+    }
+  w[1] = 1.0f - w[0];
+}
+
 /* out_width >= width and out_height >= height */
 static guint8 *
 enlarge (const guint8 *rgb, guint width, guint height, guint out_width, guint out_height)
@@ -682,7 +710,9 @@ enlarge (const guint8 *rgb, guint width, guint height, guint out_width, guint ou
                 v += ty->b[k] * edge[(gsize) ty->idx[k] * width + x];
               line_edge[x] = v;
             }
-          const Cell *cell_row = cells + (gsize) ty->cell * cells_w;
+          gint cy[2];
+          gfloat wy[2];
+          cell_pair (ty, (gint) height, cy, wy);
           for (guint ox = 0; ox < out_width; ox++)
             for (guint m = 0; m < sx; m++)
               {
@@ -691,18 +721,38 @@ enlarge (const guint8 *rgb, guint width, guint height, guint out_width, guint ou
                 for (guint k = 0; k < 4; k++)
                   for (guint i = 0; i < 3; i++)
                     c[i] += tx->w[k] * line[tx->idx[k] * 3 + i];
-                const Cell *cell = &cell_row[tx->cell];
+                /* snapped with the pure colours of each of the four
+                   nearest cells, and blended by the weights of cell_pair */
+                gint cx[2];
+                gfloat wx[2];
+                cell_pair (tx, (gint) width, cx, wx);
+                const Cell *cell[4];
+                gboolean any = FALSE;
+                for (guint k = 0; k < 4; k++)
+                  {
+                    cell[k] = &cells[(gsize) cy[k / 2] * cells_w + cx[k % 2]];
+                    any = any || cell[k]->count;
+                  }
                 gfloat near = 0;
-                if (cell->count)
+                if (any)
                   for (guint k = 0; k < 4; k++)
                     near += tx->b[k] * line_edge[tx->idx[k]];
                 if (near > 0)
                   {
-                    gfloat e[3] = { 0, 0, 0 };
+                    gfloat e[3] = { 0, 0, 0 }, sum[3] = { 0, 0, 0 };
                     for (guint k = 0; k < 4; k++)
                       for (guint i = 0; i < 3; i++)
                         e[i] += tx->b[k] * line_b[tx->idx[k] * 3 + i];
-                    snap (c, e, MIN (near, 1.0f), cell, pure + cell->first, rgb);
+                    for (guint k = 0; k < 4; k++)
+                      {
+                        const gfloat w = wy[k / 2] * wx[k % 2];
+                        gfloat ck[3] = { c[0], c[1], c[2] };
+                        if (w > 0 && cell[k]->count)
+                          snap (ck, e, MIN (near, 1.0f), cell[k], pure + cell[k]->first, rgb);
+                        for (guint i = 0; i < 3; i++)
+                          sum[i] += w * ck[i];
+                      }
+                    memcpy (c, sum, sizeof c);
                   }
                 for (guint i = 0; i < 3; i++)
                   acc[ox * 3 + i] += CLAMP (c[i], 0.0f, 255.0f);
