@@ -259,6 +259,8 @@ main (int argc, char **argv)
 
   bench_linear (4096, 320, 1280);
   bench_linear (4096, 320, 320);
+  bench_linear (8192, 320, 320);
+  bench_linear (8192, 320, 2560);
   bench_linear (4096, 1280, 320);
   bench_linear (77, 768, 3072);
   /* the feed-forward at 16x16 latents (CFG batch 2): few rows, wide weights */
