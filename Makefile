@@ -17,10 +17,13 @@
 #   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm; full-size
 #                     text encoder, UNet and VAE on random SD 1.5 weights (made once);
 #                     txt2img 512x512 and 256x256, 20 Euler steps, CFG 7.5 (bench-pipeline);
-#                     then `bench-peer` on the host: the same txt2img in diffusers
+#                     then `bench-peer` on the host: the same txt2img in diffusers, and
+#                     bench-ops' op shapes in PyTorch (tests/bench-peer-ops.py)
 #   make bench-engine the engine part of `bench` alone
 #   make bench-peer   the side-by-side peer: txt2img on the same random weights in
-#                     diffusers on PyTorch CPU (float32, 2 threads; tests/bench-peer.py).
+#                     diffusers on PyTorch CPU (float32, 2 threads; tests/bench-peer.py),
+#                     then PyTorch's own kernels on bench-ops' shapes, row for row
+#                     (tests/bench-peer-ops.py).
 #                     Always on the host, not in the root: it needs the PyTorch venv
 #                     PEER_PYTHON (default ~/.cache/sdcl-venv/bin/python, see
 #                     tests/reference/README.md) and is skipped with a note without it;
@@ -108,5 +111,6 @@ bench-peer:
 	  echo "bench-peer: no $(BUILD)/sd15-random.safetensors; make bench-engine writes it"; exit 1; \
 	else \
 	  echo '$(PEER_PYTHON) tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS)'; \
-	  '$(PEER_PYTHON)' tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS); \
+	  '$(PEER_PYTHON)' tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS) \
+	    && echo '$(PEER_PYTHON) tests/bench-peer-ops.py' && '$(PEER_PYTHON)' tests/bench-peer-ops.py; \
 	fi
