@@ -27,6 +27,41 @@ kernel void NAME (global const SRC_T *src, ulong src_off,                    \
 COPY_KERNEL (copy_f32, float, src[s])
 COPY_KERNEL (copy_f16, half, vload_half (0, src + s))
 
+/* The same copy where src's dimension 1 is the contiguous one and dst is
+ * contiguous (a transpose of dimensions 0 and 1, as between an image's
+ * channel planes and its tokens): each work-item moves a 16x16 block,
+ * reading 16 runs of 16 along src's rows and writing 16 runs along dst's,
+ * so both sides move whole cache lines, where copy_f32 reads each element
+ * from a different line. Blocks cut by the edges go element by element.
+ * Grid (ceil(ne1 / 16), ceil(ne0 / 16), ne2·ne3). */
+kernel void transpose_f32 (global const float *src, ulong src_off, long ss0, long ss2, long ss3,
+                           global float *dst, ulong dst_off, int ne0, int ne1, int ne2)
+{
+  const int b1 = get_global_id (0) * 16, b0 = get_global_id (1) * 16;
+  const int i23 = get_global_id (2), i2 = i23 % ne2, i3 = i23 / ne2;
+  if (b1 >= ne1 || b0 >= ne0)
+    return;
+  const global float *s = src + src_off + i2 * ss2 + i3 * ss3 + (long) b0 * ss0 + b1;
+  global float *d = dst + dst_off + (long) i23 * ne0 * ne1 + (long) b1 * ne0 + b0;
+  if (b0 + 16 > ne0 || b1 + 16 > ne1)
+    {
+      for (int r = 0; r < min (16, ne0 - b0); r++)
+        for (int c = 0; c < min (16, ne1 - b1); c++)
+          d[(long) c * ne0 + r] = s[(long) r * ss0 + c];
+      return;
+    }
+  float t[16][16];
+  for (int r = 0; r < 16; r++)
+    vstore16 (vload16 (0, s + (long) r * ss0), 0, t[r]);
+  for (int c = 0; c < 16; c++)
+    {
+      float u[16];
+      for (int r = 0; r < 16; r++)
+        u[r] = t[r][c];
+      vstore16 (vload16 (0, u), 0, d + (long) c * ne0);
+    }
+}
+
 /* y[:, j] = table[:, ids[j]]; ids as exact floats. Grid (W, n). */
 #define EMBEDDING_KERNEL(NAME, T, LOAD)                                       \
 kernel void NAME (global const T *table, ulong t_off, global const float *ids, \

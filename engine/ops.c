@@ -84,6 +84,20 @@ launch_linear (SdclEngine *engine, const gchar *name, gsize n, const SdclArg *ar
 static gboolean
 copy_into (const SdclTensor *src, SdclTensor *dst, GError **error)
 {
+  if (src->dtype == SDCL_DTYPE_F32 && elem_stride (src, 1) == 1 && src->ne[0] >= 16
+      && src->ne[1] >= 16 && sdcl_tensor_is_contiguous (dst)
+      && g_strcmp0 (g_getenv ("SDCL_TRANSPOSE"), "0") != 0)
+    {
+      const gsize local[3] = { 4, 1, 1 };
+      const gsize global[3] = { sdcl_round_up ((src->ne[1] + 15) / 16, 4), (src->ne[0] + 15) / 16,
+                                src->ne[2] * src->ne[3] };
+      return SDCL_LAUNCH (src->engine, "transpose_f32", 3, global, local, error,
+                          SDCL_ARG_MEM (src->mem), SDCL_ARG_ULONG (sdcl_elem_off (src)),
+                          SDCL_ARG_LONG (elem_stride (src, 0)), SDCL_ARG_LONG (elem_stride (src, 2)),
+                          SDCL_ARG_LONG (elem_stride (src, 3)), SDCL_ARG_MEM (dst->mem),
+                          SDCL_ARG_ULONG (sdcl_elem_off (dst)), SDCL_ARG_INT (src->ne[0]),
+                          SDCL_ARG_INT (src->ne[1]), SDCL_ARG_INT (src->ne[2]));
+    }
   return LAUNCH_GRID (src->engine, src->dtype == SDCL_DTYPE_F16 ? "copy_f16" : "copy_f32",
                       src->ne[0], src->ne[1], src->ne[2] * src->ne[3], error,
                       SDCL_ARG_MEM (src->mem), SDCL_ARG_ULONG (sdcl_elem_off (src)),

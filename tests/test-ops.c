@@ -202,6 +202,52 @@ test_matmul_f32 (void)
   check_out ("matmul_f32", y2, TOL_REL, TOL_NMSE);
 }
 
+/* A transposing copy (dimensions 0 and 1 of a view whose dimension 1 is
+ * the contiguous one, into a dense tensor), as between an image's planes
+ * and its tokens: the blocked kernel (transpose_f32) on whole blocks,
+ * blocks cut by the edges, shapes under one block, batch dimensions and a
+ * view that starts inside its buffer, element for element against the
+ * host. */
+static void
+test_copy_transpose (void)
+{
+  static const gint64 shapes[][4] = {
+    { 16, 16, 1, 1 }, { 37, 53, 3, 2 }, { 64, 320, 2, 1 }, { 5, 40, 1, 1 }, { 40, 5, 2, 1 },
+    { 17, 33, 1, 3 },
+  };
+  for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
+    {
+      g_autoptr (GError) error = NULL;
+      const gint64 n0 = shapes[s][0], n1 = shapes[s][1], n2 = shapes[s][2], n3 = shapes[s][3];
+      const gsize n = n0 * n1 * n2 * n3, skip = 3;    /* the view starts 3 rows in */
+      /* stored as [n1, n0 + skip, n2, n3]: element (i1, i0) of each plane */
+      const gint64 ne[4] = { n1, n0 + skip, n2, n3 };
+      g_autofree gfloat *host = sdcl_test_seeded (70 + s, n1 * (n0 + skip) * n2 * n3, 1.0f, 0.0f);
+      g_autoptr (SdclTensor) t = sdcl_tensor_new (engine, SDCL_DTYPE_F32, 4, ne, &error);
+      g_assert_no_error (error);
+      g_assert_true (sdcl_tensor_write (t, host, &error));
+      const gint64 vne[4] = { n1, n0, n2, n3 };
+      g_autoptr (SdclTensor) v = sdcl_tensor_view (t, vne, t->nb, skip * t->nb[1], &error);
+      const gint perm[4] = { 1, 0, 2, 3 };
+      g_autoptr (SdclTensor) p = sdcl_permute (v, perm, &error);
+      g_autoptr (SdclTensor) d = sdcl_contiguous (p, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (d->ne[0], ==, n0);
+      g_assert_cmpint (d->ne[1], ==, n1);
+      g_autofree gfloat *got = g_new (gfloat, n);
+      g_assert_true (sdcl_tensor_read (d, got, &error));
+      guint wrong = 0;
+      for (gint64 b = 0; b < n2 * n3; b++)
+        for (gint64 i1 = 0; i1 < n1; i1++)
+          for (gint64 i0 = 0; i0 < n0; i0++)
+            wrong += got[(b * n1 + i1) * n0 + i0]
+                     != host[(b * (n0 + skip) + skip + i0) * n1 + i1];
+      if (wrong)
+        g_test_fail_printf ("transpose %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                            "x%" G_GINT64_FORMAT ": %u elements differ", n0, n1, n2, n3, wrong);
+    }
+}
+
 static void
 test_matmul_batched (void)
 {
@@ -1173,6 +1219,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/ops/mul/broadcast", "mul_bcast", run_binary);
   g_test_add_func ("/ops/upsample/nearest2x", test_upsample);
   g_test_add_func ("/ops/concat/channels", test_concat);
+  g_test_add_func ("/ops/copy/transpose", test_copy_transpose);
   g_test_add_func ("/ops/timestep-embedding", test_timestep_embedding);
   g_test_add_data_func ("/ops/sd15/conv-3x3-320-64x64", GINT_TO_POINTER (FALSE), test_large_conv);
   g_test_add_data_func ("/ops/sd15/conv-3x3-stride2-320", GINT_TO_POINTER (TRUE), test_large_conv);
