@@ -80,11 +80,16 @@ launch_linear (SdclEngine *engine, const gchar *name, gsize n, const SdclArg *ar
   launch_linear ((engine), (name), (n), (const SdclArg[]) { __VA_ARGS__ },     \
                  sizeof ((const SdclArg[]) { __VA_ARGS__ }) / sizeof (SdclArg), (error))
 
-/* Copies any view of src into dst (f32, any strides, same shape). */
+/* Copies any view of src into dst (f32, any strides, same shape). On
+ * CPUs a transpose of dimensions 0 and 1 into a dense dst moves 16x16
+ * blocks (transpose_f32; GPUs keep copy_f32, whose neighbouring
+ * work-items already write neighbouring elements). SDCL_TRANSPOSE=0
+ * turns the blocked copy off (comparisons). */
 static gboolean
 copy_into (const SdclTensor *src, SdclTensor *dst, GError **error)
 {
   if (src->dtype == SDCL_DTYPE_F32 && elem_stride (src, 1) == 1 && src->ne[0] >= 16
+      && !sdcl_engine_device (src->engine)->is_gpu
       && src->ne[1] >= 16 && sdcl_tensor_is_contiguous (dst)
       && g_strcmp0 (g_getenv ("SDCL_TRANSPOSE"), "0") != 0)
     {
