@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model.h"
 #include "ops.h"
 #include "testutil.h"
 
@@ -110,6 +111,12 @@ static SdclTensor *op_attention (gpointer d, GError **e) { Args *a = d; return s
 static SdclTensor *op_group_norm (gpointer d, GError **e) { Args *a = d; return sdcl_group_norm (a->x, a->w, a->b, 32, 1e-5f, TRUE, e); }
 static SdclTensor *op_layer_norm (gpointer d, GError **e) { Args *a = d; return sdcl_layer_norm (a->x, a->w, a->b, 1e-5f, e); }
 static SdclTensor *op_geglu (gpointer d, GError **e) { Args *a = d; return sdcl_geglu (a->x, e); }
+static SdclTensor *op_to_tokens (gpointer d, GError **e)
+{
+  Args *a = d;
+  g_autoptr (SdclTensor) t = sdcl_image_to_tokens (a->x, e);
+  return t ? sdcl_contiguous (t, e) : NULL;
+}
 
 static void
 bench_linear (gint M, gint K, gint N)
@@ -302,10 +309,15 @@ main (int argc, char **argv)
   Args gg = { 0 };
   gg.x = seeded (21, 2560, 4096, 1, 1, 1.0f);
   bench_memory_op ("GEGLU 4096x2560 -> 4096x1280", op_geglu, &gg, 1.5 * 4 * 2560 * 4096);
+  Args tt = { 0 };
+  tt.x = seeded (22, 64, 64, 320, 2, 1.0f);
+  bench_memory_op ("image to tokens 320ch 64x64 batch 2", op_to_tokens, &tt,
+                   2.0 * 4 * 64 * 64 * 320 * 2);
 
   sdcl_tensor_free (gn.x); sdcl_tensor_free (gn.w); sdcl_tensor_free (gn.b);
   sdcl_tensor_free (ln.x); sdcl_tensor_free (ln.w); sdcl_tensor_free (ln.b);
   sdcl_tensor_free (gg.x);
+  sdcl_tensor_free (tt.x);
   sdcl_engine_free (engine);
   return 0;
 }
