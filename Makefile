@@ -18,7 +18,9 @@
 #                     text encoder, UNet and VAE on random SD 1.5 weights (made once);
 #                     txt2img 512x512 and 256x256, 20 Euler steps, CFG 7.5 (bench-pipeline);
 #                     then `bench-peer` on the host: the same txt2img in diffusers, and
-#                     bench-ops' op shapes in PyTorch (tests/bench-peer-ops.py)
+#                     bench-ops' op shapes in PyTorch (tests/bench-peer-ops.py); last, both
+#                     side by side with the ratios the targets are set on (tools/bench-summary,
+#                     from the outputs kept in $(BUILD)/bench-*.txt and bench-peer.json)
 #   make bench-engine the engine part of `bench` alone
 #   make bench-peer   the side-by-side peer: txt2img on the same random weights in
 #                     diffusers on PyTorch CPU (float32, 2 threads; tests/bench-peer.py),
@@ -79,9 +81,10 @@ screenshot: all
 	tools/dialog-screenshot --build $(BUILD) --procedure inpaint
 
 bench-engine: all
-	./$(BUILD)/tests/bench-ops
-	./$(BUILD)/tests/bench-models $(BUILD)/sd15-random.safetensors
-	./$(BUILD)/tests/bench-pipeline $(BUILD)/sd15-random.safetensors --sizes 512,256 --steps $(BENCH_STEPS)
+	bash -o pipefail -c './$(BUILD)/tests/bench-ops | tee $(BUILD)/bench-ops.txt'
+	bash -o pipefail -c './$(BUILD)/tests/bench-models $(BUILD)/sd15-random.safetensors | tee $(BUILD)/bench-models.txt'
+	bash -o pipefail -c './$(BUILD)/tests/bench-pipeline $(BUILD)/sd15-random.safetensors --sizes 512,256 \
+	  --steps $(BENCH_STEPS) | tee $(BUILD)/bench-pipeline.txt'
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
@@ -99,11 +102,14 @@ all test test-asan install demo demo-engine screenshot bench-engine clean:
 
 endif
 
-# Both ways: the engine (in the root where needed), then the peer on the host.
+# Both ways: the engine (in the root where needed), then the peer on the host,
+# then both side by side (tools/bench-summary).
 bench: bench-engine
 	@$(MAKE) --no-print-directory bench-peer BUILD=$(BUILD) PEER_PYTHON='$(PEER_PYTHON)'
+	@tools/bench-summary $(BUILD)
 
 bench-peer:
+	@rm -f $(BUILD)/bench-peer.json $(BUILD)/bench-peer-ops.txt
 	@if [ ! -x '$(PEER_PYTHON)' ]; then \
 	  echo "bench-peer: skipped, no PyTorch venv at $(PEER_PYTHON) (python3 -m venv ~/.cache/sdcl-venv &&" \
 	    "~/.cache/sdcl-venv/bin/pip install torch diffusers transformers safetensors numpy; or set PEER_PYTHON)"; \
@@ -112,5 +118,7 @@ bench-peer:
 	else \
 	  echo '$(PEER_PYTHON) tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS)'; \
 	  '$(PEER_PYTHON)' tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS) \
-	    && echo '$(PEER_PYTHON) tests/bench-peer-ops.py' && '$(PEER_PYTHON)' tests/bench-peer-ops.py; \
+	    --json $(BUILD)/bench-peer.json \
+	    && echo '$(PEER_PYTHON) tests/bench-peer-ops.py' \
+	    && bash -o pipefail -c "'$(PEER_PYTHON)' tests/bench-peer-ops.py | tee $(BUILD)/bench-peer-ops.txt"; \
 	fi
