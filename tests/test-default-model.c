@@ -91,16 +91,24 @@ colour_index (const gchar *name)
   sdcl_test_fail ("no colour %s in the palette", name);
 }
 
+/* Euclidean in 8-bit RGB (exact: whole numbers far below 2^24) */
+static gdouble
+distance (const gfloat *a, const gfloat *b)
+{
+  return sqrt ((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1])
+               + (a[2] - b[2]) * (a[2] - b[2]));
+}
+
 static gint
 classify (const guint8 *p)
 {
+  const gfloat pf[3] = { p[0], p[1], p[2] };
   gint best = NONE;
   gdouble best_d = MATCH_DISTANCE;
   for (guint i = 0; i < N_COLOURS; i++)
     {
-      const gdouble dr = p[0] - palette[i].rgb[0], dg = p[1] - palette[i].rgb[1],
-                    db = p[2] - palette[i].rgb[2];
-      const gdouble d = sqrt (dr * dr + dg * dg + db * db);
+      const gfloat q[3] = { palette[i].rgb[0], palette[i].rgb[1], palette[i].rgb[2] };
+      const gdouble d = distance (pf, q);
       if (d < best_d)
         best = i, best_d = d;
     }
@@ -108,8 +116,9 @@ classify (const guint8 *p)
 }
 
 /* What a picture shows: per pixel its colour class and whether it is
- * background, which classes are the background's, and how many pixels each
- * other class covers outside the background. */
+ * background (by its line's background or, without lines, by its class),
+ * which classes are the background's (the fallback only), and how many
+ * pixels each class covers outside the background. */
 typedef struct
 {
   gint     cls[SIDE * SIDE];
@@ -118,13 +127,6 @@ typedef struct
   gboolean background[N_COLOURS];
   guint    count[N_COLOURS];      /* pixels of each non-background class */
 } Reading;
-
-static gdouble
-distance (const gfloat *a, const gfloat *b)
-{
-  return sqrt ((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1])
-               + (a[2] - b[2]) * (a[2] - b[2]));
-}
 
 /* The ends of a line of the frame agree within this distance where the
  * line shows nothing but background; a pixel within BG_DISTANCE of its
@@ -216,8 +218,11 @@ read_image (const SdclImage *im, Reading *r)
       for (guint k = 0; k < 4; k++)
         r->background[i] |= side[k][i] * 5 >= FRAME * SIDE * 3;
   for (guint i = 0; i < SIDE * SIDE; i++)
-    if (r->cls[i] != NONE && !r->background[r->cls[i]] && !r->bg[i])
-      r->count[r->cls[i]]++;
+    {
+      r->bg[i] |= r->cls[i] != NONE && r->background[r->cls[i]];
+      if (r->cls[i] != NONE && !r->bg[i])
+        r->count[r->cls[i]]++;
+    }
 }
 
 /* The most frequent non-background colour, or NONE when nothing but
@@ -414,7 +419,7 @@ test_position (gconstpointer data)
           gdouble sum = 0;
           guint n = 0;
           for (guint p = 0; p < SIDE * SIDE; p++)
-            if (r.cls[p] == want && !r.background[want] && !r.bg[p])
+            if (r.cls[p] == want && !r.bg[p])
               {
                 sum += side->vertical ? p / SIDE : p % SIDE;
                 n++;
