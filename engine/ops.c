@@ -88,10 +88,9 @@ launch_linear (SdclEngine *engine, const gchar *name, gsize n, const SdclArg *ar
 static gboolean
 copy_into (const SdclTensor *src, SdclTensor *dst, GError **error)
 {
-  if (src->dtype == SDCL_DTYPE_F32 && elem_stride (src, 1) == 1 && src->ne[0] >= 16
-      && !sdcl_engine_device (src->engine)->is_gpu
-      && src->ne[1] >= 16 && sdcl_tensor_is_contiguous (dst)
-      && g_strcmp0 (g_getenv ("SDCL_TRANSPOSE"), "0") != 0)
+  if (!sdcl_engine_device (src->engine)->is_gpu && src->dtype == SDCL_DTYPE_F32
+      && elem_stride (src, 1) == 1 && src->ne[0] >= 16 && src->ne[1] >= 16
+      && sdcl_tensor_is_contiguous (dst) && g_strcmp0 (g_getenv ("SDCL_TRANSPOSE"), "0") != 0)
     {
       const gsize local[3] = { 4, 1, 1 };
       const gsize global[3] = { sdcl_round_up ((src->ne[1] + 15) / 16, 4), (src->ne[0] + 15) / 16,
