@@ -164,16 +164,20 @@ ATT_TILED_KERNEL (20)
  * tiled like cl/gemm.cl ------------------------------------------------------
  *
  * A work-item owns FA_TQ = 6 query rows of one head and walks the keys in
- * blocks of FA_KB = 32: S = Q·Kᵀ for the block (6 rows x two float16 of
- * keys, the GEMM's K loop over the head dimension), the online softmax
- * update (scale·log2 e folded into the scores, a polynomial exp2, the
- * running sums rescaled only when a row's maximum grows), the
- * probabilities written to a small private buffer, then O += P·V with one
+ * blocks of FA_KB: S = Q·Kᵀ for the block, 32 keys at a time (6 rows x two
+ * float16 of keys, the GEMM's K loop over the head dimension), written to
+ * a small private buffer; then per row the online softmax update over the
+ * whole block (one maximum, the running sum and output rescaled only when
+ * it grows, a polynomial exp2 with scale·log2 e folded in), the
+ * probabilities replacing the scores in the buffer; then O += P·V with one
  * float16 of V per 16 head dimensions (at most 3: D <= 48) and P broadcast
- * from that buffer. The scores never leave the core's L1, where the block
+ * from the buffer. The scores never leave the core's L1, where the block
  * path (GEMM, softmax, GEMM) writes and rereads a 16 MiB block of them.
+ * The per-block work of the softmax (the maximum, the rescale test) is
+ * paid once per FA_KB keys, and the scores of a block need no registers
+ * beyond the 32 keys being summed, so the output rows stay in registers.
  * Tried and slower on PoCL (Xeon, 2 cores): 4 rows per work-item (as fast
- * as the block path), blocks of 48 keys (registers spill in the K loop).
+ * as the block path); the scores of 48 keys in registers (spills).
  *
  * K and V come packed as sdcl_matmul_pack makes them for the GEMM: kp in
  * panels of 16 keys, each D x 16 contiguous (batch stride kp_batch); vp in
@@ -185,7 +189,9 @@ ATT_TILED_KERNEL (20)
  */
 #if SDCL_GEMM_VW == 16
 #define FA_TQ 6
-#define FA_KB 32
+#ifndef FA_KB
+#define FA_KB 128
+#endif
 
 #if defined (FP_FAST_FMAF) || defined (__FMA__) || defined (__ARM_FEATURE_FMA) || SDCL_IS_GPU
 #define FA_FMA(a, b, c) fma ((a), (b), (c))
@@ -232,31 +238,6 @@ inline float16 fa_exp2 (float16 y)
   return p * as_float16 ((convert_int16 (n) + 127) << 23);
 }
 
-/* Row r's scores of the block, masked past the keys: the running max,
- * the rescale of the row's sum and output, and its probabilities into
- * pb[r]. The max is kept in unscaled units and the scale applied to the
- * difference, as the block path does: the scores near the max then give
- * exact small differences, where scaling first would round both terms
- * (an error of about 1e-6 in the exponent at scores of 16). */
-#define FA_SOFTMAX_ROW(r)                                                    \
-  {                                                                          \
-    s##r##a = select (s##r##a, (float16) (-INFINITY), mask_a);               \
-    s##r##b = select (s##r##b, (float16) (-INFINITY), mask_b);               \
-    const float mn = FA_MAX (m##r, fa_hmax (FA_MAX (s##r##a, s##r##b)));     \
-    if (mn > m##r)                                                           \
-      {                                                                      \
-        /* a new maximum: rescale what was summed (0 on the first block) */  \
-        const float corr = exp2 ((m##r - mn) * scale);                       \
-        l##r *= corr; o##r##a *= corr; o##r##b *= corr; o##r##c *= corr;     \
-        m##r = mn;                                                           \
-      }                                                                      \
-    const float16 pa = fa_exp2 ((s##r##a - mn) * scale);                     \
-    const float16 pb_ = fa_exp2 ((s##r##b - mn) * scale);                    \
-    l##r += pa + pb_;                                                        \
-    vstore16 (pa, 0, pb + r * FA_KB);                                        \
-    vstore16 (pb_, 0, pb + r * FA_KB + 16);                                  \
-  }
-
 #define FA_QK_ROW(r)                                                         \
   {                                                                          \
     const float16 a_ = (float16) (q##r[d]);                                  \
@@ -264,9 +245,44 @@ inline float16 fa_exp2 (float16 y)
     s##r##b = FA_FMA (a_, k1, s##r##b);                                      \
   }
 
+/* Row r's 32 scores into the buffer, -inf past the keys. */
+#define FA_STORE_S_ROW(r)                                                    \
+  sb[(r * FA_KB + jp) / 16] = select (s##r##a, (float16) (-INFINITY), mask_a);       \
+  sb[(r * FA_KB + jp) / 16 + 1] = select (s##r##b, (float16) (-INFINITY), mask_b);
+
+/* Row r's scores of the block (nv vectors in the buffer): the running
+ * max, the rescale of the row's sum and output, and its probabilities in
+ * place of the scores. The max is kept in unscaled units and the scale
+ * applied to the difference, as the block path does: the scores near the
+ * max then give exact small differences, where scaling first would round
+ * both terms (an error of about 1e-6 in the exponent at scores of 16). */
+#define FA_SOFTMAX_ROW(r)                                                    \
+  {                                                                          \
+    float16 *sr = sb + r * (FA_KB / 16);                                     \
+    float16 mx = sr[0];                                                      \
+    for (int v = 1; v < nv; v++)                                             \
+      mx = FA_MAX (mx, sr[v]);                                               \
+    const float mn = FA_MAX (m##r, fa_hmax (mx));                            \
+    if (mn > m##r)                                                           \
+      {                                                                      \
+        /* a new maximum: rescale what was summed (0 on the first block) */  \
+        const float corr = exp2 ((m##r - mn) * scale);                       \
+        l##r *= corr; o##r##a *= corr; o##r##b *= corr; o##r##c *= corr;     \
+        m##r = mn;                                                           \
+      }                                                                      \
+    float16 sum = 0.0f;                                                      \
+    for (int v = 0; v < nv; v++)                                             \
+      {                                                                      \
+        const float16 p = fa_exp2 ((sr[v] - mn) * scale);                    \
+        sum += p;                                                            \
+        sr[v] = p;                                                           \
+      }                                                                      \
+    l##r += fa_hsum (sum);                                                   \
+  }
+
 #define FA_PV_ROW(r)                                                         \
   {                                                                          \
-    const float16 p_ = (float16) (pb[r * FA_KB + j]);                        \
+    const float16 p_ = (float16) (pf[r * FA_KB + j]);                        \
     o##r##a = FA_FMA (p_, v0, o##r##a);                                      \
     o##r##b = FA_FMA (p_, v1, o##r##b);                                      \
     o##r##c = FA_FMA (p_, v2, o##r##c);                                      \
@@ -276,7 +292,7 @@ inline float16 fa_exp2 (float16 y)
 #define FA_STORE_ROW(r)                                                      \
   if (i0 + r < Sq)                                                           \
     {                                                                        \
-      const float inv = 1.0f / fa_hsum (l##r);                               \
+      const float inv = 1.0f / l##r;                                         \
       global float *dst = ob + (long) (i0 + r) * o_row;                      \
       float t[48];                                                           \
       vstore16 (o##r##a * inv, 0, t);                                        \
@@ -314,27 +330,37 @@ kernel void attention_flash16 (global const float *q, ulong q_off, long q_row, l
   float16 o0a = 0.0f, o0b = 0.0f, o0c = 0.0f, o1a = 0.0f, o1b = 0.0f, o1c = 0.0f;
   float16 o2a = 0.0f, o2b = 0.0f, o2c = 0.0f, o3a = 0.0f, o3b = 0.0f, o3c = 0.0f;
   float16 o4a = 0.0f, o4b = 0.0f, o4c = 0.0f, o5a = 0.0f, o5b = 0.0f, o5c = 0.0f;
-  float16 l0 = 0.0f, l1 = 0.0f, l2 = 0.0f, l3 = 0.0f, l4 = 0.0f, l5 = 0.0f;
+  float l0 = 0.0f, l1 = 0.0f, l2 = 0.0f, l3 = 0.0f, l4 = 0.0f, l5 = 0.0f;
   float m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
   float m4 = -INFINITY, m5 = -INFINITY;
-  float pb[FA_TQ * FA_KB];
+  /* the block's scores, then its probabilities: row r at r · FA_KB */
+  float16 sb[FA_TQ * FA_KB / 16];
+  const float *pf = (const float *) sb;
 
   for (int j0 = 0; j0 < Skv; j0 += FA_KB)
     {
-      /* the block's two panels of 16 keys; a missing second one reads the
-       * first (masked) */
       const int nb = min (FA_KB, Skv - j0);
-      const global float *k0p = kb + (long) j0 * D;
-      const global float *k1p = nb > 16 ? k0p + 16 * D : k0p;
-      float16 s0a = 0.0f, s0b = 0.0f, s1a = 0.0f, s1b = 0.0f;
-      float16 s2a = 0.0f, s2b = 0.0f, s3a = 0.0f, s3b = 0.0f;
-      float16 s4a = 0.0f, s4b = 0.0f, s5a = 0.0f, s5b = 0.0f;
-      for (int d = 0; d < D; d++)
+      /* S, 32 keys (two panels of 16) at a time; a missing second panel
+       * reads the first (masked) */
+      for (int jp = 0; jp < nb; jp += 32)
         {
-          const float16 k0 = vload16 (0, k0p + d * 16), k1 = vload16 (0, k1p + d * 16);
-          FA_QK_ROW (0) FA_QK_ROW (1) FA_QK_ROW (2) FA_QK_ROW (3) FA_QK_ROW (4) FA_QK_ROW (5)
+          const global float *k0p = kb + (long) (j0 + jp) * D;
+          const global float *k1p = jp + 16 < nb ? k0p + 16 * D : k0p;
+          float16 s0a = 0.0f, s0b = 0.0f, s1a = 0.0f, s1b = 0.0f;
+          float16 s2a = 0.0f, s2b = 0.0f, s3a = 0.0f, s3b = 0.0f;
+          float16 s4a = 0.0f, s4b = 0.0f, s5a = 0.0f, s5b = 0.0f;
+          for (int d = 0; d < D; d++)
+            {
+              const float16 k0 = vload16 (0, k0p + d * 16), k1 = vload16 (0, k1p + d * 16);
+              FA_QK_ROW (0) FA_QK_ROW (1) FA_QK_ROW (2) FA_QK_ROW (3) FA_QK_ROW (4) FA_QK_ROW (5)
+            }
+          const float16 left = (float16) (nb - jp);
+          const int16 mask_a = lane >= left, mask_b = lane + 16.0f >= left;
+          FA_STORE_S_ROW (0) FA_STORE_S_ROW (1) FA_STORE_S_ROW (2)
+          FA_STORE_S_ROW (3) FA_STORE_S_ROW (4) FA_STORE_S_ROW (5)
         }
-      const int16 mask_a = lane >= (float16) (nb), mask_b = lane + 16.0f >= (float16) (nb);
+      /* the vectors of scores written (whole sub-blocks of 32) */
+      const int nv = (nb + 31) / 32 * 2;
       FA_SOFTMAX_ROW (0) FA_SOFTMAX_ROW (1) FA_SOFTMAX_ROW (2)
       FA_SOFTMAX_ROW (3) FA_SOFTMAX_ROW (4) FA_SOFTMAX_ROW (5)
       const global float *vr = vb + (long) j0 * 16;

@@ -521,7 +521,8 @@ seeded_f16 (guint32 seed, gsize n, gfloat scale)
 
 /* Attention on odd shapes, against a double-precision product here: query
  * counts that are not multiples of the fused kernel's 6 rows, key counts
- * around its blocks of 32 (and its panels of 16), head sizes from 8 to 48
+ * around its sub-blocks of 32, its blocks of 128 (and its panels of 16),
+ * head sizes from 8 to 48
  * (one to three vectors of V), two batches. Every path that applies to the
  * device runs (attention_flash16 only where vectors are 16 wide). */
 static void
@@ -529,7 +530,8 @@ test_attention_shapes (void)
 {
   static const gint shapes[][4] = {   /* queries, keys, heads, head dim */
     { 7, 5, 2, 8 }, { 13, 17, 1, 16 }, { 20, 33, 3, 24 }, { 37, 64, 2, 44 },
-    { 6, 31, 1, 48 }, { 50, 100, 2, 40 }, { 1, 1, 1, 12 },
+    { 6, 31, 1, 48 }, { 50, 100, 2, 40 }, { 1, 1, 1, 12 }, { 9, 127, 1, 40 },
+    { 13, 129, 2, 32 }, { 8, 300, 1, 48 },
   };
   g_autoptr (GError) error = NULL;
   for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
