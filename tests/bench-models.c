@@ -51,6 +51,11 @@ main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
   g_autoptr (GError) error = NULL;
+  if (argc > 4 || (argc > 1 && argv[1][0] == '-'))
+    {
+      g_printerr ("usage: bench-models [MODEL.safetensors] [text|unet|vae] [LATENT_SIZE]\n");
+      return 2;
+    }
   const gchar *path = argc > 1 ? argv[1] : "build/sd15-random.safetensors";
   const gchar *only = argc > 2 ? argv[2] : NULL;
   /* a third argument sets the UNet's latent size (64: 512x512 images) */
