@@ -107,12 +107,22 @@ gemm_tiled (SdclEngine *engine)
   return dev->is_gpu;
 }
 
+/* Columns per work-item of the product kernels (gemm_f16, gemm_f16_local,
+ * gemm_f32 in cl/gemm.cl): four vectors where they are 16 wide (6 x 64
+ * tiles), else two. The convolution and Winograd kernels keep two. */
+static gint64
+product_tile_n (SdclEngine *engine)
+{
+  const guint width = sdcl_engine_gemm_width (engine);
+  return width == 16 ? 4 * width : 2 * width;
+}
+
 /* Whether a product of M rows and K-row f16 B runs gemm_f16_local: its
  * group's columns (K x the tile's width) widened in local memory. */
 static gboolean
 gemm_widens (SdclEngine *engine, const SdclTensor *b, gint64 M, gint64 K)
 {
-  const gsize panel_bytes = (gsize) K * 2 * sdcl_engine_gemm_width (engine) * sizeof (gfloat);
+  const gsize panel_bytes = (gsize) K * product_tile_n (engine) * sizeof (gfloat);
   return widen_in_local (engine, b, M, panel_bytes, "SDCL_GEMM_LOCAL");
 }
 
@@ -602,7 +612,7 @@ launch_gemm_panels (SdclEngine *engine, const SdclTensor *a, glong lda, glong a_
                              SDCL_ARG_MEM (c->mem), SDCL_ARG_ULONG (sdcl_elem_off (c)),
                              SDCL_ARG_LONG (ldc), SDCL_ARG_INT (accumulate));
     }
-  const gint64 tile_n = 2 * sdcl_engine_gemm_width (engine);
+  const gint64 tile_n = product_tile_n (engine);
   /* f16 B shared by several row tiles of a group: widened once per group
      in local memory (CPUs, where local memory is ordinary cache) */
   const gsize panel_bytes = (gsize) K * tile_n * sizeof (gfloat);
