@@ -17,14 +17,17 @@
 #   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm; full-size
 #                     text encoder, UNet and VAE on random SD 1.5 weights (made once);
 #                     txt2img 512x512 and 256x256, 20 Euler steps, CFG 7.5 (bench-pipeline);
-#                     then `bench-peer` on the host: the same txt2img in diffusers, and
-#                     bench-ops' op shapes in PyTorch (tests/bench-peer-ops.py); last, both
-#                     side by side with the ratios the targets are set on (tools/bench-summary,
-#                     from the outputs kept in $(BUILD)/bench-*.txt and bench-peer.json)
+#                     then `bench-peer` on the host: the same txt2img in diffusers taking
+#                     turns with the engine's, and bench-ops' op shapes in PyTorch
+#                     (tests/bench-peer-ops.py); last, both side by side with the ratios the
+#                     targets are set on (tools/bench-summary, from the outputs kept in
+#                     $(BUILD)/bench-*.txt and bench-pair-peer.json)
 #   make bench-engine the engine part of `bench` alone
 #   make bench-peer   the side-by-side peer: txt2img on the same random weights in
-#                     diffusers on PyTorch CPU (float32, 2 threads; tests/bench-peer.py),
-#                     then PyTorch's own kernels on bench-ops' shapes, row for row
+#                     diffusers on PyTorch CPU (float32, 2 threads; tests/bench-peer.py)
+#                     and in the engine (bench-pipeline), the two taking turns stretch by
+#                     stretch so both see the same machine (tools/bench-pair), then
+#                     PyTorch's own kernels on bench-ops' shapes, row for row
 #                     (tests/bench-peer-ops.py).
 #                     Always on the host, not in the root: it needs the PyTorch venv
 #                     PEER_PYTHON (default ~/.cache/sdcl-venv/bin/python, see
@@ -43,6 +46,8 @@ PEER_PYTHON ?= $(HOME)/.cache/sdcl-venv/bin/python
 BENCH_STEPS ?= 6
 
 NATIVE := $(shell pkg-config --exists gimp-3.0 2>/dev/null && echo yes)
+# how the host runs an engine binary (bench-peer's paced pair)
+ENGINE_RUN := $(if $(NATIVE),,tools/sdcl-root --)
 
 .PHONY: all test test-asan install demo demo-engine screenshot bench bench-engine bench-peer clean setup
 
@@ -108,17 +113,20 @@ bench: bench-engine
 	@$(MAKE) --no-print-directory bench-peer BUILD=$(BUILD) PEER_PYTHON='$(PEER_PYTHON)'
 	@tools/bench-summary $(BUILD)
 
-bench-peer:
-	@rm -f $(BUILD)/bench-peer.json $(BUILD)/bench-peer-ops.txt
+bench-peer: all
+	@rm -f $(BUILD)/bench-pair-engine.txt $(BUILD)/bench-pair-peer.txt $(BUILD)/bench-pair-peer.json \
+	  $(BUILD)/bench-peer-ops.txt
 	@if [ ! -x '$(PEER_PYTHON)' ]; then \
 	  echo "bench-peer: skipped, no PyTorch venv at $(PEER_PYTHON) (python3 -m venv ~/.cache/sdcl-venv &&" \
 	    "~/.cache/sdcl-venv/bin/pip install torch diffusers transformers safetensors numpy; or set PEER_PYTHON)"; \
 	elif [ ! -f $(BUILD)/sd15-random.safetensors ]; then \
 	  echo "bench-peer: no $(BUILD)/sd15-random.safetensors; make bench-engine writes it"; exit 1; \
 	else \
-	  echo '$(PEER_PYTHON) tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS)'; \
-	  '$(PEER_PYTHON)' tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS) \
-	    --json $(BUILD)/bench-peer.json \
-	    && echo '$(PEER_PYTHON) tests/bench-peer-ops.py' \
-	    && bash -o pipefail -c "'$(PEER_PYTHON)' tests/bench-peer-ops.py | tee $(BUILD)/bench-peer-ops.txt"; \
+	  echo 'tools/bench-pair: bench-pipeline and tests/bench-peer.py taking turns'; \
+	  tools/bench-pair \
+	    --engine '$(ENGINE_RUN) ./$(BUILD)/tests/bench-pipeline $(BUILD)/sd15-random.safetensors --sizes 512,256 --steps $(BENCH_STEPS) --paced' \
+	    --peer "'$(PEER_PYTHON)' tests/bench-peer.py $(BUILD)/sd15-random.safetensors --configs models/configs/sd15 --steps $(BENCH_STEPS) --paced --json $(BUILD)/bench-pair-peer.json" \
+	    --engine-out $(BUILD)/bench-pair-engine.txt --peer-out $(BUILD)/bench-pair-peer.txt \
+	  && echo '$(PEER_PYTHON) tests/bench-peer-ops.py' \
+	  && bash -o pipefail -c "'$(PEER_PYTHON)' tests/bench-peer-ops.py | tee $(BUILD)/bench-peer-ops.txt"; \
 	fi

@@ -1,7 +1,10 @@
 /* bench-ops.c — `make bench`: time and GFLOP/s of each op on the SD 1.5
  * shapes, next to this machine's sgemm peak measured with OpenBLAS in the
- * same run (same GEMM shape, 2 threads), and the ratio. Figures, never
- * assertions: machines differ, ratios within one run are what count.
+ * same run (2 threads), and the ratio. Each product's row is set against
+ * OpenBLAS on its own shape, the two timed in alternation (shared hosts
+ * drift in speed over seconds); the other rows against the sgemm figure
+ * of the first row. Figures, never assertions: machines differ, ratios
+ * within one run are what count.
  */
 #include <cblas.h>
 #include <math.h>
@@ -64,31 +67,72 @@ time_op (OpFn fn, gpointer data)
 
 static gdouble blas_gflops;
 
+/* A row whose percentage is of `ref_gflops` (OpenBLAS on the same work) */
 static void
-row (const gchar *name, gdouble flops, gdouble seconds, const gchar *note)
+row_against (const gchar *name, gdouble flops, gdouble seconds, gdouble ref_gflops,
+             const gchar *note)
 {
   const gdouble gf = flops / seconds / 1e9;
   if (flops > 0)
     g_print ("%-44s %9.2f ms %9.1f GFLOP/s %7.0f %%  %s\n", name, seconds * 1e3, gf,
-             100.0 * gf / blas_gflops, note ? note : "");
+             100.0 * gf / ref_gflops, note ? note : "");
   else
     g_print ("%-44s %9.2f ms %17s %9s  %s\n", name, seconds * 1e3, "", "", note ? note : "");
 }
 
+static void
+row (const gchar *name, gdouble flops, gdouble seconds, const gchar *note)
+{
+  row_against (name, flops, seconds, blas_gflops, note);
+}
+
 /* ---- OpenBLAS reference ------------------------------------------------------ */
+
+typedef struct
+{
+  gint M, N, K;
+  gfloat *a, *b, *c;
+} Blas;
+
+static Blas *
+blas_new (gint M, gint N, gint K)
+{
+  Blas *p = g_new0 (Blas, 1);
+  p->M = M, p->N = N, p->K = K;
+  p->a = sdcl_test_seeded (1, (gsize) M * K, 1.0f, 0.0f);
+  p->b = sdcl_test_seeded (2, (gsize) K * N, 1.0f, 0.0f);
+  p->c = g_new (gfloat, (gsize) M * N);
+  return p;
+}
+
+static void
+blas_free (Blas *p)
+{
+  g_free (p->a);
+  g_free (p->b);
+  g_free (p->c);
+  g_free (p);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Blas, blas_free)
+
+/* One C = A · Bᵀ in f32 (the layout of a linear layer), in seconds. */
+static gdouble
+blas_once (Blas *p)
+{
+  gint64 t0 = g_get_monotonic_time ();
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, p->M, p->N, p->K, 1.0f, p->a, p->K,
+               p->b, p->K, 0.0f, p->c, p->N);
+  return (g_get_monotonic_time () - t0) / 1e6;
+}
 
 static gdouble
 bench_blas (gint M, gint N, gint K)
 {
-  g_autofree gfloat *a = sdcl_test_seeded (1, (gsize) M * K, 1.0f, 0.0f);
-  g_autofree gfloat *b = sdcl_test_seeded (2, (gsize) K * N, 1.0f, 0.0f);
-  g_autofree gfloat *c = g_new (gfloat, (gsize) M * N);
+  g_autoptr (Blas) p = blas_new (M, N, K);
   gdouble best = INFINITY;
   for (gint r = 0; r <= repeats; r++)
     {
-      gint64 t0 = g_get_monotonic_time ();
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-      gdouble dt = (g_get_monotonic_time () - t0) / 1e6;
+      const gdouble dt = blas_once (p);
       if (r > 0)
         best = MIN (best, dt);
     }
@@ -131,7 +175,23 @@ bench_linear (gint M, gint K, gint N)
   a.w = sdcl_linear_weight_new (engine, SDCL_DTYPE_F16, w, N, K, &error);
   CHECK (a.w);
   a.b = seeded (8, N, 1, 1, 1, 0.1f);
-  row (name, 2.0 * M * N * K, time_op (op_linear, &a), NULL);
+  /* ours and OpenBLAS's on the same shape, run for run in alternation */
+  g_autoptr (Blas) p = blas_new (M, N, K);
+  gdouble ours = INFINITY, theirs = INFINITY;
+  for (gint r = 0; r <= repeats; r++)
+    {
+      gint64 t0 = g_get_monotonic_time ();
+      SdclTensor *y = op_linear (&a, &error);
+      CHECK (y && sdcl_engine_finish (engine, &error));
+      const gdouble dt = (g_get_monotonic_time () - t0) / 1e6;
+      sdcl_tensor_free (y);
+      const gdouble bt = blas_once (p);
+      if (r > 0)
+        ours = MIN (ours, dt), theirs = MIN (theirs, bt);
+    }
+  const gdouble flops = 2.0 * M * N * K;
+  g_autofree gchar *note = g_strdup_printf ("OpenBLAS %.2f ms", theirs * 1e3);
+  row_against (name, flops, ours, flops / theirs / 1e9, note);
   sdcl_tensor_free (a.x);
   sdcl_tensor_free (a.w);
   sdcl_tensor_free (a.b);

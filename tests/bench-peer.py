@@ -16,6 +16,12 @@ scheduler config and no safety checker, on `--threads` CPU threads
 decode timed after a device synchronize; peak_rss_GB is then host memory
 and the JSON adds the device's peak allocation).
 
+With --paced (tools/bench-pair), before each size and after each step the
+process writes "PAUSE <what>" on a line of its own and waits for a line on
+standard input, so a driver can alternate it with the engine's
+bench-pipeline, each stretch of work next to the engine's same stretch; the
+waits are left out of every time it reports.
+
 For each size, one run: prompt "a photograph of an astronaut riding a
 horse", negative "", Euler, CFG 7.5, seed 1, to latents; then the VAE
 decode and the conversion to 8-bit pixels. Measured:
@@ -89,9 +95,21 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def run_size(pipe, size, steps, device):
+def pause_for_driver(paced, what):
+    """With --paced: say where the run stopped and wait for the driver's
+    line; returns the seconds waited."""
+    if not paced:
+        return 0.0
+    t0 = time.perf_counter()
+    print(f"PAUSE {what}", flush=True)
+    if not sys.stdin.readline():
+        sys.exit("bench-peer: standard input closed while paced")
+    return time.perf_counter() - t0
+
+
+def run_size(pipe, size, steps, device, paced=False):
     """One txt2img run at size x size; returns its measurements."""
-    marks = {"unet_start": None, "step_ends": []}
+    marks = {"unet_start": None, "step_ends": [], "resumed": [], "waited": 0.0}
 
     def unet_pre_hook(module, args, kwargs):
         if marks["unet_start"] is None:
@@ -100,6 +118,8 @@ def run_size(pipe, size, steps, device):
     def on_step_end(pipeline, i, t, callback_kwargs):
         sync(device)
         marks["step_ends"].append(time.perf_counter())
+        marks["waited"] += pause_for_driver(paced, f"step {i + 1}")
+        marks["resumed"].append(time.perf_counter())
         return callback_kwargs
 
     text = {"s": 0.0}
@@ -117,6 +137,7 @@ def run_size(pipe, size, steps, device):
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     try:
+        pause_for_driver(paced, f"size {size}")
         generator = torch.Generator("cpu").manual_seed(SEED)
         t_start = time.perf_counter()
         latents = pipe(PROMPT, negative_prompt=NEGATIVE, height=size, width=size,
@@ -137,7 +158,8 @@ def run_size(pipe, size, steps, device):
         del pipe.encode_prompt
 
     ends = marks["step_ends"]
-    starts = [marks["unet_start"]] + ends[:-1]
+    starts = [marks["unet_start"]] + marks["resumed"][:-1]
+    waited = marks["waited"]
     step_s = [e - s for s, e in zip(starts, ends)]
     after_first = step_s[1:] or step_s
     return {
@@ -147,10 +169,10 @@ def run_size(pipe, size, steps, device):
         "step_s": step_s,
         "step_mean_s": sum(step_s) / len(step_s),
         "step_mean_after_first_s": sum(after_first) / len(after_first),
-        "pipeline_s": t_loop - t_start,
+        "pipeline_s": t_loop - t_start - waited,
         "vae_decode_s": t_vae - t_loop,
         "to_pixels_s": t_end - t_vae,
-        "total_s": t_end - t_start,
+        "total_s": t_end - t_start - waited,
         "peak_rss_bytes": vm_hwm(),
         "peak_rss_reset": hwm_reset,
         "ru_maxrss_bytes": ru_maxrss(),
@@ -171,6 +193,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--json", help="write the measurements here")
+    ap.add_argument("--paced", action="store_true",
+                    help="wait for a line on standard input before each size and after each step")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
@@ -209,7 +233,7 @@ def main():
 
     runs = []
     for size in sizes:
-        runs.append(run_size(pipe, size, args.steps, args.device))
+        runs.append(run_size(pipe, size, args.steps, args.device, args.paced))
         r = runs[-1]
         print(f"  {size}x{size} done in {r['total_s']:.1f} s", flush=True)
 

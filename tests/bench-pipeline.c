@@ -6,7 +6,13 @@
  * as the CLI and the plug-in do (--resident: all parts kept), and each
  * size's peaks are its own.
  *
- *   bench-pipeline [MODEL.safetensors] [--sizes 512,256] [--steps 20] [--resident]
+ * --paced (tools/bench-pair): before each size and after each step the
+ * process writes "PAUSE <what>" on a line of its own and waits for a line
+ * on standard input, so a driver can alternate it with the peer, each
+ * stretch of work next to the peer's same stretch; the times it prints
+ * leave the waits out.
+ *
+ *   bench-pipeline [MODEL.safetensors] [--sizes 512,256] [--steps 20] [--resident] [--paced]
  */
 #include <locale.h>
 #include <stdio.h>
@@ -20,18 +26,48 @@
 
 #define CHECK(x) do { if (!(x)) sdcl_test_fail ("%s", error->message); } while (0)
 
+static gboolean paced;
+
 typedef struct
 {
-  GArray *at;       /* gdouble: elapsed seconds at each step's end */
+  GArray *at;       /* gdouble: seconds of work (waits left out) at each step's end */
+  gint64  resumed;  /* when the work last resumed (µs, monotonic) */
+  gdouble worked;   /* seconds of work before that */
 } Steps;
+
+/* With --paced: says where it stopped and waits for the driver's line. */
+static void
+pause_for_driver (const gchar *what)
+{
+  if (!paced)
+    return;
+  g_print ("PAUSE %s\n", what);
+  fflush (stdout);
+  gchar line[64];
+  if (!fgets (line, sizeof line, stdin))
+    {
+      g_printerr ("bench-pipeline: standard input closed while paced\n");
+      exit (1);
+    }
+}
+
+static gdouble
+worked (const Steps *s)
+{
+  return s->worked + (g_get_monotonic_time () - s->resumed) / 1e6;
+}
 
 static gboolean
 on_step (const SdclProgress *p, gpointer data)
 {
   Steps *s = data;
-  g_array_append_val (s->at, p->elapsed);
-  if (isatty (2))
-    g_printerr ("\r  step %u/%u  %.1f s", p->step, p->steps, p->elapsed);
+  s->worked = worked (s);
+  g_array_append_val (s->at, s->worked);
+  if (isatty (2) && !paced)
+    g_printerr ("\r  step %u/%u  %.1f s", p->step, p->steps, s->worked);
+  g_autofree gchar *what = g_strdup_printf ("step %u", p->step);
+  pause_for_driver (what);
+  s->resumed = g_get_monotonic_time ();
   return TRUE;
 }
 
@@ -47,6 +83,8 @@ main (int argc, char **argv)
       "Keep every part on the device (SDCL_MODEL_RESIDENT), not one at a time", NULL },
     { "sizes", 0, 0, G_OPTION_ARG_STRING, &sizes, "Image sides, comma-separated", "512,256" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Sampling steps", "20" },
+    { "paced", 0, 0, G_OPTION_ARG_NONE, &paced,
+      "Wait for a line on standard input before each size and after each step", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("[MODEL.safetensors]");
@@ -98,15 +136,17 @@ main (int argc, char **argv)
       r.cfg_scale = 7.5;
       r.sampler = SDCL_SAMPLER_EULER;
       r.seed = 1;
-      Steps s = { g_array_new (FALSE, FALSE, sizeof (gdouble)) };
+      Steps s = { g_array_new (FALSE, FALSE, sizeof (gdouble)), 0, 0.0 };
       sdcl_engine_trim (engine);
       sdcl_engine_reset_peak (engine);
       sdcl_test_rss_peak_reset ();
-      const gint64 start = g_get_monotonic_time ();
+      g_autofree gchar *what = g_strdup_printf ("size %u", side);
+      pause_for_driver (what);
+      s.resumed = g_get_monotonic_time ();
       g_autoptr (GPtrArray) images = sdcl_generate (model, &r, on_step, &s, &error);
       CHECK (images);
-      const gdouble total = (g_get_monotonic_time () - start) / 1e6;
-      if (isatty (2))
+      const gdouble total = worked (&s);
+      if (isatty (2) && !paced)
         g_printerr ("\r%40s\r", "");
       /* step ends as the pipeline counts them, from sdcl_generate's start:
          the first includes the prompt encoding, what follows the last is
@@ -117,6 +157,12 @@ main (int argc, char **argv)
       g_print ("%-6u %8.1f %8.2f %8.2f %13.2f %8.1f %13.2f %14.2f\n", side, load, at[0], step,
                total - at[n - 1], total, sdcl_test_rss_peak () / 1e9,
                sdcl_engine_memory_peak (engine) / 1e9);
+      /* each step's own seconds (the first with the prompt encoding) */
+      g_autoptr (GString) each = g_string_new (NULL);
+      for (guint i = 0; i < n; i++)
+        g_string_append_printf (each, " %.3f", at[i] - (i ? at[i - 1] : 0));
+      g_print ("  %u: steps_s%s\n", side, each->str);
+      fflush (stdout);
       g_array_unref (s.at);
     }
   return 0;
