@@ -202,31 +202,11 @@ gemm_load_vec (const global float *c, int col, int N)
       GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);                 \
     }
 
-#if SDCL_GEMM_VW != 16   /* 16 wide: the 6 x 64 kernels below */
-/* B with f16 storage (linear weights). */
-kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-          global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
-          global const float *bias, ulong bias_off, int has_bias,
-          global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
-{
-  const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
-  const int batch = get_global_id (2);
-  if (n0 >= N || m0 >= M)
-    return;
-  GEMM_A_ROWS;
-  GEMM_B_PANELS (half);
-  GEMM_ACC_DECL;
-  GEMM_K_LOOP (GEMM_LOAD_F16);
-  GEMM_EPILOGUE;
-}
-#endif
 
 /* The product of a group whose B columns are in local memory (rows of
  * GEMM_TILE_N from blp), for the _local kernels below. */
-#define GEMM_LOCAL_PRODUCT(blp)                                              \
-  do {                                                                       \
-    GEMM_A_ROWS;                                                             \
-    GEMM_ACC_DECL;                                                           \
+#define GEMM_LOCAL_LOOP(blp)                                                 \
+  {                                                                          \
     const local float *lp = (blp);                                           \
     for (int k = 0; k < K; k++)                                              \
       {                                                                      \
@@ -234,47 +214,29 @@ kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch
         lp += GEMM_TILE_N;                                                   \
         GEMM_FMA_6 (a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]);               \
       }                                                                      \
+  }
+
+#define GEMM_LOCAL_PRODUCT(blp)                                              \
+  do {                                                                       \
+    GEMM_A_ROWS;                                                             \
+    GEMM_ACC_DECL;                                                           \
+    GEMM_LOCAL_LOOP (blp);                                                   \
     GEMM_EPILOGUE;                                                           \
   } while (0)
 
-/* B with f16 storage for products with few rows (CPUs): the group's
- * work-items first widen its B columns (K x GEMM_TILE_N) into local memory
- * together, then each reads f32 from there, so every weight is converted
- * once per group instead of once per row tile. bl holds K · GEMM_TILE_N
- * floats. Each work-item widens a run of consecutive rows: PoCL runs a
- * group's work-items one after the other, so the rows are read in order,
- * each fetched GEMM_WIDEN_AHEAD rows ahead. */
-#if SDCL_GEMM_VW != 16   /* 16 wide: the 6 x 64 kernels below */
-kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a_batch, int M,
-          int K, global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
-          global const float *bias, ulong bias_off, int has_bias,
-          global float *c, ulong c_off, long ldc, long c_batch, int accumulate,
-          local float *bl)
-{
-  const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
-  const int batch = get_global_id (2);
-  if (n0 < N)
-    {
-      GEMM_B_PANELS (half);
-      const int per = (K + get_local_size (1) - 1) / get_local_size (1);
-      const int k_end = min (K, (int) (get_local_id (1) + 1) * per);
-      for (int k = get_local_id (1) * per; k < k_end; k++)
-        {
-          if (k + GEMM_WIDEN_AHEAD < K)
-            {
-              SDCL_PREFETCH (bp0 + (long) (k + GEMM_WIDEN_AHEAD) * ldb);
-              SDCL_PREFETCH (bp1 + (long) (k + GEMM_WIDEN_AHEAD) * ldb + SDCL_GEMM_VW - 1);
-            }
-          GEMM_STORE (GEMM_LOAD_F16 (bp0 + (long) k * ldb), bl + k * GEMM_TILE_N);
-          GEMM_STORE (GEMM_LOAD_F16 (bp1 + (long) k * ldb), bl + k * GEMM_TILE_N + SDCL_GEMM_VW);
-        }
-    }
-  barrier (CLK_LOCAL_MEM_FENCE);
-  if (n0 >= N || m0 >= M)
-    return;
-  GEMM_LOCAL_PRODUCT (bl);
-}
-#endif
+/* Row k of the group's columns, widened from f16 into local memory (bl),
+ * fetching GEMM_WIDEN_AHEAD rows ahead. */
+#define GEMM_WIDEN_ROW(k)                                                    \
+  {                                                                          \
+    if ((k) + GEMM_WIDEN_AHEAD < K)                                          \
+      {                                                                      \
+        SDCL_PREFETCH (bp0 + (long) ((k) + GEMM_WIDEN_AHEAD) * ldb);         \
+        SDCL_PREFETCH (bp1 + (long) ((k) + GEMM_WIDEN_AHEAD) * ldb + SDCL_GEMM_VW - 1); \
+      }                                                                      \
+    GEMM_STORE (GEMM_LOAD_F16 (bp0 + (long) (k) * ldb), bl + (k) * GEMM_TILE_N); \
+    GEMM_STORE (GEMM_LOAD_F16 (bp1 + (long) (k) * ldb), bl + (k) * GEMM_TILE_N + SDCL_GEMM_VW); \
+  }
+
 
 /* Winograd F(4x4, 3x3) products M[p] = V[p] · U[p] (see cl/winograd.cl)
  * with the weight transform fused, for f16 weights on CPUs. A group takes
@@ -368,29 +330,11 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
     }
 }
 
-#if SDCL_GEMM_VW != 16   /* 16 wide: the 6 x 64 kernels below */
-/* B with f32 storage: linear weights kept in f32, packed panels. */
-kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-          global const float *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
-          global const float *bias, ulong bias_off, int has_bias,
-          global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
-{
-  const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
-  const int batch = get_global_id (2);
-  if (n0 >= N || m0 >= M)
-    return;
-  GEMM_A_ROWS;
-  GEMM_B_PANELS (float);
-  GEMM_ACC_DECL;
-  GEMM_K_LOOP (GEMM_LOAD_F32);
-  GEMM_EPILOGUE;
-}
-#endif
 
 /* ---- 16-wide vectors (AVX-512): the products in tiles of 6 x 64 -----------
  *
- * The same kernels as above (gemm_f16, gemm_f16_local, gemm_f32: same
- * arguments, same layouts) with a work-item tile of 6 rows by four float16
+ * The macros of the product kernels below (gemm_f16, gemm_f16_local,
+ * gemm_f32) for 16-wide vectors: a work-item tile of 6 rows by four float16
  * (64 columns, panels n0/16 .. n0/16 + 3; panels past N read the first
  * again, computed and not stored): 24 of the 32 zmm registers accumulate,
  * and per k four loads of B and six broadcasts of A feed 24 FMAs, where
@@ -404,7 +348,7 @@ kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch
  * build in turns, 6 x 32 -> 6 x 64: 4096x1280 · 1280x320 74 -> 83 %,
  * 512x1280 · 1280x10240 66 -> 78 %, 128x1280 · 1280x1280 72 -> 134 %,
  * 4096x320 · 320x320 66 -> 80 %; 8192x320 · 320x320 77 -> 73 % (noise).
- * Launch: global (ceil(N / 64) rounded to local0, ...) as above.
+ * Launch: global (ceil(N / 64) rounded to local0, ...).
  */
 #if SDCL_GEMM_VW == 16
 #define GEMM_WIDE_N 64
@@ -491,85 +435,126 @@ kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch
     GEMM4_STORE_ROW (3) GEMM4_STORE_ROW (4) GEMM4_STORE_ROW (5)              \
   } while (0)
 
+#define GEMM4_WIDEN_ROW(k)                                                   \
+  {                                                                          \
+    if ((k) + GEMM_WIDEN_AHEAD < K)                                          \
+      {                                                                      \
+        const long ahead = (long) ((k) + GEMM_WIDEN_AHEAD) * ldb;            \
+        SDCL_PREFETCH (bp0 + ahead);                                         \
+        SDCL_PREFETCH (bp1 + ahead);                                         \
+        SDCL_PREFETCH (bp2 + ahead);                                         \
+        SDCL_PREFETCH (bp3 + ahead + 15);                                    \
+      }                                                                      \
+    local float *row_ = bl + (k) * GEMM_WIDE_N;                              \
+    vstore16 (vload_half16 (0, bp0 + (long) (k) * ldb), 0, row_);            \
+    vstore16 (vload_half16 (0, bp1 + (long) (k) * ldb), 1, row_);            \
+    vstore16 (vload_half16 (0, bp2 + (long) (k) * ldb), 2, row_);            \
+    vstore16 (vload_half16 (0, bp3 + (long) (k) * ldb), 3, row_);            \
+  }
+
+#define GEMM4_LOCAL_LOOP(blp)                                                \
+  {                                                                          \
+    const local float *lp = (blp);                                           \
+    for (int k = 0; k < K; k++)                                              \
+      {                                                                      \
+        const float16 b0 = vload16 (0, lp), b1 = vload16 (1, lp);           \
+        const float16 b2 = vload16 (2, lp), b3 = vload16 (3, lp);           \
+        lp += GEMM_WIDE_N;                                                   \
+        GEMM4_FMA_6;                                                         \
+      }                                                                      \
+  }
+#endif
+
+/* ---- the products: gemm_f16, gemm_f16_local, gemm_f32 ----------------------
+ *
+ * One definition for both tiles: 6 x 64 where vectors are 16 wide
+ * (GEMM4_* above), else 6 x two vectors (GEMM_*). The host sizes the
+ * launch and the local buffer with the same width (product_tile_n() in
+ * engine/ops-gemm.c).
+ */
+#if SDCL_GEMM_VW == 16
+#define GEMM_PROD_N            GEMM_WIDE_N
+#define GEMM_PROD_B_PANELS     GEMM4_B_PANELS
+#define GEMM_PROD_ACC_DECL     GEMM4_ACC_DECL
+#define GEMM_PROD_K_LOOP       GEMM4_K_LOOP
+#define GEMM_PROD_LOCAL_LOOP   GEMM4_LOCAL_LOOP
+#define GEMM_PROD_WIDEN_ROW    GEMM4_WIDEN_ROW
+#define GEMM_PROD_EPILOGUE     GEMM4_EPILOGUE
+#else
+#define GEMM_PROD_N            GEMM_TILE_N
+#define GEMM_PROD_B_PANELS     GEMM_B_PANELS
+#define GEMM_PROD_ACC_DECL     GEMM_ACC_DECL
+#define GEMM_PROD_K_LOOP       GEMM_K_LOOP
+#define GEMM_PROD_LOCAL_LOOP   GEMM_LOCAL_LOOP
+#define GEMM_PROD_WIDEN_ROW    GEMM_WIDEN_ROW
+#define GEMM_PROD_EPILOGUE     GEMM_EPILOGUE
+#endif
+
+/* B with f16 storage (linear weights). */
 kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
           global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
           global const float *bias, ulong bias_off, int has_bias,
           global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
 {
-  const int n0 = get_global_id (0) * GEMM_WIDE_N, m0 = get_global_id (1) * GEMM_TM;
+  const int n0 = get_global_id (0) * GEMM_PROD_N, m0 = get_global_id (1) * GEMM_TM;
   const int batch = get_global_id (2);
   if (n0 >= N || m0 >= M)
     return;
   GEMM_A_ROWS;
-  GEMM4_B_PANELS (half);
-  GEMM4_ACC_DECL;
-  GEMM4_K_LOOP (GEMM_LOAD_F16);
-  GEMM4_EPILOGUE;
+  GEMM_PROD_B_PANELS (half);
+  GEMM_PROD_ACC_DECL;
+  GEMM_PROD_K_LOOP (GEMM_LOAD_F16);
+  GEMM_PROD_EPILOGUE;
 }
 
-/* bl holds K · GEMM_WIDE_N floats: the group's columns, row k at k · 64 */
+/* B with f16 storage for products with few rows (CPUs): the group's
+ * work-items first widen its B columns (K x GEMM_PROD_N) into local memory
+ * together, then each reads f32 from there, so every weight is converted
+ * once per group instead of once per row tile. bl holds K · GEMM_PROD_N
+ * floats. Each work-item widens a run of consecutive rows: PoCL runs a
+ * group's work-items one after the other, so the rows are read in order,
+ * each fetched GEMM_WIDEN_AHEAD rows ahead. */
 kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a_batch, int M,
           int K, global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
           global const float *bias, ulong bias_off, int has_bias,
           global float *c, ulong c_off, long ldc, long c_batch, int accumulate,
           local float *bl)
 {
-  const int n0 = get_global_id (0) * GEMM_WIDE_N, m0 = get_global_id (1) * GEMM_TM;
+  const int n0 = get_global_id (0) * GEMM_PROD_N, m0 = get_global_id (1) * GEMM_TM;
   const int batch = get_global_id (2);
   if (n0 < N)
     {
-      GEMM4_B_PANELS (half);
+      GEMM_PROD_B_PANELS (half);
       const int per = (K + get_local_size (1) - 1) / get_local_size (1);
       const int k_end = min (K, (int) (get_local_id (1) + 1) * per);
       for (int k = get_local_id (1) * per; k < k_end; k++)
-        {
-          if (k + GEMM_WIDEN_AHEAD < K)
-            {
-              const long ahead = (long) (k + GEMM_WIDEN_AHEAD) * ldb;
-              SDCL_PREFETCH (bp0 + ahead);
-              SDCL_PREFETCH (bp1 + ahead);
-              SDCL_PREFETCH (bp2 + ahead);
-              SDCL_PREFETCH (bp3 + ahead + 15);
-            }
-          local float *row = bl + k * GEMM_WIDE_N;
-          vstore16 (vload_half16 (0, bp0 + (long) k * ldb), 0, row);
-          vstore16 (vload_half16 (0, bp1 + (long) k * ldb), 1, row);
-          vstore16 (vload_half16 (0, bp2 + (long) k * ldb), 2, row);
-          vstore16 (vload_half16 (0, bp3 + (long) k * ldb), 3, row);
-        }
+        GEMM_PROD_WIDEN_ROW (k);
     }
   barrier (CLK_LOCAL_MEM_FENCE);
   if (n0 >= N || m0 >= M)
     return;
   GEMM_A_ROWS;
-  GEMM4_ACC_DECL;
-  const local float *lp = bl;
-  for (int k = 0; k < K; k++)
-    {
-      const float16 b0 = vload16 (0, lp), b1 = vload16 (1, lp);
-      const float16 b2 = vload16 (2, lp), b3 = vload16 (3, lp);
-      lp += GEMM_WIDE_N;
-      GEMM4_FMA_6;
-    }
-  GEMM4_EPILOGUE;
+  GEMM_PROD_ACC_DECL;
+  GEMM_PROD_LOCAL_LOOP (bl);
+  GEMM_PROD_EPILOGUE;
 }
 
+/* B with f32 storage: linear weights kept in f32, packed panels. */
 kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
           global const float *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
           global const float *bias, ulong bias_off, int has_bias,
           global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
 {
-  const int n0 = get_global_id (0) * GEMM_WIDE_N, m0 = get_global_id (1) * GEMM_TM;
+  const int n0 = get_global_id (0) * GEMM_PROD_N, m0 = get_global_id (1) * GEMM_TM;
   const int batch = get_global_id (2);
   if (n0 >= N || m0 >= M)
     return;
   GEMM_A_ROWS;
-  GEMM4_B_PANELS (float);
-  GEMM4_ACC_DECL;
-  GEMM4_K_LOOP (GEMM_LOAD_F32);
-  GEMM4_EPILOGUE;
+  GEMM_PROD_B_PANELS (float);
+  GEMM_PROD_ACC_DECL;
+  GEMM_PROD_K_LOOP (GEMM_LOAD_F32);
+  GEMM_PROD_EPILOGUE;
 }
-#endif
 
 
 /* Widens f16 weights to f32, 8 per work-item: count is a multiple of 16
