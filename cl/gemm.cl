@@ -14,7 +14,9 @@
  * the FMA rate on x86; with few rows (the text encoder's 77) that pass
  * costs more than the product, and CPUs run gemm_f16_local, which widens
  * a group's columns once into local memory (cache on a CPU) for all its
- * row tiles.
+ * row tiles. Where vectors are 16 wide (AVX-512) the three product
+ * kernels take tiles of 6 x 64, four float16 (see "16-wide vectors"
+ * below); the convolution and Winograd kernels keep two vectors.
  *
  * Layouts (elements, innermost first as in engine/tensor.h):
  *   A  [K, M] rows of K, row stride lda, batch stride a_batch;
