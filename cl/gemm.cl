@@ -492,22 +492,27 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
 #define GEMM_PROD_EPILOGUE     GEMM_EPILOGUE
 #endif
 
-/* B with f16 storage (linear weights). */
-kernel void gemm_f16 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-          global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
-          global const float *bias, ulong bias_off, int has_bias,
-          global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
-{
-  const int n0 = get_global_id (0) * GEMM_PROD_N, m0 = get_global_id (1) * GEMM_TM;
-  const int batch = get_global_id (2);
-  if (n0 >= N || m0 >= M)
-    return;
-  GEMM_A_ROWS;
-  GEMM_PROD_B_PANELS (half);
-  GEMM_PROD_ACC_DECL;
-  GEMM_PROD_K_LOOP (GEMM_LOAD_F16);
-  GEMM_PROD_EPILOGUE;
+/* A product kernel whose B is read from global memory as T through LOADB
+ * (each row of the tile's panels every k). */
+#define GEMM_PROD_KERNEL(name, T, LOADB)                                     \
+kernel void name (global const float *a, ulong a_off, long lda, long a_batch, int M, int K, \
+          global const T *b, ulong b_off, long ldb, long b_batch, long b_panel, int N, \
+          global const float *bias, ulong bias_off, int has_bias,           \
+          global float *c, ulong c_off, long ldc, long c_batch, int accumulate) \
+{                                                                            \
+  const int n0 = get_global_id (0) * GEMM_PROD_N, m0 = get_global_id (1) * GEMM_TM; \
+  const int batch = get_global_id (2);                                       \
+  if (n0 >= N || m0 >= M)                                                    \
+    return;                                                                  \
+  GEMM_A_ROWS;                                                               \
+  GEMM_PROD_B_PANELS (T);                                                    \
+  GEMM_PROD_ACC_DECL;                                                        \
+  GEMM_PROD_K_LOOP (LOADB);                                                  \
+  GEMM_PROD_EPILOGUE;                                                        \
 }
+
+/* B with f16 storage (linear weights). */
+GEMM_PROD_KERNEL (gemm_f16, half, GEMM_LOAD_F16)
 
 /* B with f16 storage for products with few rows (CPUs): the group's
  * work-items first widen its B columns (K x GEMM_PROD_N) into local memory
@@ -542,22 +547,7 @@ kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a
 }
 
 /* B with f32 storage: linear weights kept in f32, packed panels. */
-kernel void gemm_f32 (global const float *a, ulong a_off, long lda, long a_batch, int M, int K,
-          global const float *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
-          global const float *bias, ulong bias_off, int has_bias,
-          global float *c, ulong c_off, long ldc, long c_batch, int accumulate)
-{
-  const int n0 = get_global_id (0) * GEMM_PROD_N, m0 = get_global_id (1) * GEMM_TM;
-  const int batch = get_global_id (2);
-  if (n0 >= N || m0 >= M)
-    return;
-  GEMM_A_ROWS;
-  GEMM_PROD_B_PANELS (float);
-  GEMM_PROD_ACC_DECL;
-  GEMM_PROD_K_LOOP (GEMM_LOAD_F32);
-  GEMM_PROD_EPILOGUE;
-}
-
+GEMM_PROD_KERNEL (gemm_f32, float, GEMM_LOAD_F32)
 
 /* Widens f16 weights to f32, 8 per work-item: count is a multiple of 16
  * (whole padded rows). Used once per call before a large product, because
