@@ -46,46 +46,6 @@ seeded (guint32 seed, gint64 ne0, gint64 ne1, gint64 ne2, gint64 ne3, gfloat sca
 
 typedef SdclTensor *(*OpFn) (gpointer data, GError **error);
 
-/* Best wall time of `repeats` runs (after one warm-up), in seconds. */
-static gdouble
-time_op (OpFn fn, gpointer data)
-{
-  g_autoptr (GError) error = NULL;
-  gdouble best = INFINITY;
-  for (gint r = 0; r <= repeats; r++)
-    {
-      gint64 t0 = g_get_monotonic_time ();
-      SdclTensor *y = fn (data, &error);
-      CHECK (y && sdcl_engine_finish (engine, &error));
-      gdouble dt = (g_get_monotonic_time () - t0) / 1e6;
-      sdcl_tensor_free (y);
-      if (r > 0)
-        best = MIN (best, dt);
-    }
-  return best;
-}
-
-static gdouble blas_gflops;
-
-/* A row whose percentage is of `ref_gflops` (OpenBLAS on the same work) */
-static void
-row_against (const gchar *name, gdouble flops, gdouble seconds, gdouble ref_gflops,
-             const gchar *note)
-{
-  const gdouble gf = flops / seconds / 1e9;
-  if (flops > 0)
-    g_print ("%-44s %9.2f ms %9.1f GFLOP/s %7.0f %%  %s\n", name, seconds * 1e3, gf,
-             100.0 * gf / ref_gflops, note ? note : "");
-  else
-    g_print ("%-44s %9.2f ms %17s %9s  %s\n", name, seconds * 1e3, "", "", note ? note : "");
-}
-
-static void
-row (const gchar *name, gdouble flops, gdouble seconds, const gchar *note)
-{
-  row_against (name, flops, seconds, blas_gflops, note);
-}
-
 /* ---- OpenBLAS reference ------------------------------------------------------ */
 
 typedef struct
@@ -125,17 +85,69 @@ blas_once (Blas *p)
   return (g_get_monotonic_time () - t0) / 1e6;
 }
 
+/* Best wall times of `repeats` runs (after one warm-up), in seconds: of the
+ * op fn (if any; returned) and of OpenBLAS's product ref (if any; in
+ * *ref_best), run for run in turns when both are given, so both see the
+ * same machine. */
+static gdouble
+time_pair (OpFn fn, gpointer data, Blas *ref, gdouble *ref_best)
+{
+  g_autoptr (GError) error = NULL;
+  gdouble best = INFINITY, theirs = INFINITY;
+  for (gint r = 0; r <= repeats; r++)
+    {
+      gdouble dt = INFINITY, bt = INFINITY;
+      if (fn)
+        {
+          gint64 t0 = g_get_monotonic_time ();
+          SdclTensor *y = fn (data, &error);
+          CHECK (y && sdcl_engine_finish (engine, &error));
+          dt = (g_get_monotonic_time () - t0) / 1e6;
+          sdcl_tensor_free (y);
+        }
+      if (ref)
+        bt = blas_once (ref);
+      if (r > 0)
+        best = MIN (best, dt), theirs = MIN (theirs, bt);
+    }
+  if (ref_best)
+    *ref_best = theirs;
+  return best;
+}
+
+static gdouble
+time_op (OpFn fn, gpointer data)
+{
+  return time_pair (fn, data, NULL, NULL);
+}
+
+static gdouble blas_gflops;
+
+/* A row whose percentage is of `ref_gflops` (OpenBLAS on the same work) */
+static void
+row_against (const gchar *name, gdouble flops, gdouble seconds, gdouble ref_gflops,
+             const gchar *note)
+{
+  const gdouble gf = flops / seconds / 1e9;
+  if (flops > 0)
+    g_print ("%-44s %9.2f ms %9.1f GFLOP/s %7.0f %%  %s\n", name, seconds * 1e3, gf,
+             100.0 * gf / ref_gflops, note ? note : "");
+  else
+    g_print ("%-44s %9.2f ms %17s %9s  %s\n", name, seconds * 1e3, "", "", note ? note : "");
+}
+
+static void
+row (const gchar *name, gdouble flops, gdouble seconds, const gchar *note)
+{
+  row_against (name, flops, seconds, blas_gflops, note);
+}
+
 static gdouble
 bench_blas (gint M, gint N, gint K)
 {
   g_autoptr (Blas) p = blas_new (M, N, K);
-  gdouble best = INFINITY;
-  for (gint r = 0; r <= repeats; r++)
-    {
-      const gdouble dt = blas_once (p);
-      if (r > 0)
-        best = MIN (best, dt);
-    }
+  gdouble best;
+  time_pair (NULL, NULL, p, &best);
   return best;
 }
 
@@ -177,18 +189,8 @@ bench_linear (gint M, gint K, gint N)
   a.b = seeded (8, N, 1, 1, 1, 0.1f);
   /* ours and OpenBLAS's on the same shape, run for run in alternation */
   g_autoptr (Blas) p = blas_new (M, N, K);
-  gdouble ours = INFINITY, theirs = INFINITY;
-  for (gint r = 0; r <= repeats; r++)
-    {
-      gint64 t0 = g_get_monotonic_time ();
-      SdclTensor *y = op_linear (&a, &error);
-      CHECK (y && sdcl_engine_finish (engine, &error));
-      const gdouble dt = (g_get_monotonic_time () - t0) / 1e6;
-      sdcl_tensor_free (y);
-      const gdouble bt = blas_once (p);
-      if (r > 0)
-        ours = MIN (ours, dt), theirs = MIN (theirs, bt);
-    }
+  gdouble theirs;
+  const gdouble ours = time_pair (op_linear, &a, p, &theirs);
   const gdouble flops = 2.0 * M * N * K;
   g_autofree gchar *note = g_strdup_printf ("OpenBLAS %.2f ms", theirs * 1e3);
   row_against (name, flops, ours, flops / theirs / 1e9, note);
