@@ -126,6 +126,18 @@ gemm_widens (SdclEngine *engine, const SdclTensor *b, gint64 M, gint64 K)
   return widen_in_local (engine, b, M, panel_bytes, "SDCL_GEMM_LOCAL");
 }
 
+/* Into how many ranges of K (at most 8) a product of M rows with K-row
+ * f16 B must be cut for gemm_f16_local to widen each range's columns in
+ * local memory: 1 where the whole fits, 0 where no cut makes it run. */
+static gint
+local_k_ranges (SdclEngine *engine, const SdclTensor *b, gint64 M, gint64 K)
+{
+  for (gint n = 1; n <= 8; n++)
+    if (gemm_widens (engine, b, M, (K + n - 1) / n))
+      return n;
+  return 0;
+}
+
 static inline glong
 elem_stride (const SdclTensor *t, int i)
 {
@@ -722,10 +734,31 @@ linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, S
      on CPUs, see launch_gemm_panels), and so does the tiled GEMM, which
      converts each weight once per block of 128 rows; on CPUs many rows
      read an f32 copy in panels */
-  if (M < PACK_MIN_ROWS || gemm_tiled (x->engine)
-      || (M <= LINEAR_LOCAL_MAX_ROWS && gemm_widens (x->engine, w, M, K)))
+  const gint ranges = M <= LINEAR_LOCAL_MAX_ROWS ? local_k_ranges (x->engine, w, M, K) : 0;
+  if (M < PACK_MIN_ROWS || gemm_tiled (x->engine) || ranges == 1)
     return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, N, 0, 1, accumulate,
                         error);
+  if (ranges > 1)
+    {
+      /* K too long for the group's columns to fit in local memory whole
+         (the feed-forward's 5120 -> 1280 at 16x16 latents): ranges of K,
+         each adding into y, the bias with the first */
+      const gint64 step = (K + ranges - 1) / ranges;
+      for (gint64 k0 = 0; k0 < K; k0 += step)
+        {
+          const gint64 kc = MIN (step, K - k0);
+          const gint64 a_ne[4] = { kc, xr->ne[1], xr->ne[2], xr->ne[3] };
+          const gint64 w_ne[4] = { N, kc, 1, 1 };
+          g_autoptr (SdclTensor) av = sdcl_tensor_view (xr, a_ne, xr->nb, k0 * sizeof (gfloat),
+                                                        error);
+          g_autoptr (SdclTensor) wv = av ? sdcl_tensor_view (w, w_ne, w->nb, k0 * w->nb[1], error)
+                                         : NULL;
+          if (!wv || !launch_gemm (x->engine, av, lda, 0, M, kc, wv, ldw, 0, N,
+                                   k0 == 0 ? br : NULL, y, N, 0, 1, k0 > 0 || accumulate, error))
+            return FALSE;
+        }
+      return TRUE;
+    }
   g_autoptr (SdclTensor) packed = pack_panels (w, ldw, 1, 0, K, ldw, 1, error);
   return packed && launch_gemm_packed (xr, lda, 0, M, packed, N, br, y, N, 0, 1, accumulate,
                                        error);
