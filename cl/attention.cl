@@ -185,7 +185,7 @@ ATT_TILED_KERNEL (20)
  * are zero past Skv and D. q and o are one head's columns (offsets include
  * the head), rows of q_row / o_row, batches of q_batch / o_batch.
  * Launch: global (ceil(Sq / 6) rounded up to the group, 1, B), any group
- * along dimension 0.
+ * along dimension 0 (the work-items of a group share the key blocks).
  */
 #if SDCL_GEMM_VW == 16
 #define FA_TQ 6
@@ -308,9 +308,10 @@ kernel void attention_flash16 (global const float *q, ulong q_off, long q_row, l
                                global float *o, ulong o_off, long o_row, long o_batch,
                                int Sq, int Skv, int D, float scale)
 {
-  const int i0 = get_global_id (0) * FA_TQ, b = get_global_id (2);
-  if (i0 >= Sq)
-    return;
+  /* a work-item past the rows still walks the keys with its group (the
+   * barrier below) on the last row, and stores nothing */
+  const int live = get_global_id (0) * FA_TQ < Sq;
+  const int i0 = live ? get_global_id (0) * FA_TQ : Sq - 1, b = get_global_id (2);
   /* rows past Sq repeat the last (computed, never stored) */
   const global float *qb = q + q_off + b * q_batch;
   const global float *q0 = qb + (long) i0 * q_row;
@@ -339,6 +340,11 @@ kernel void attention_flash16 (global const float *q, ulong q_off, long q_row, l
 
   for (int j0 = 0; j0 < Skv; j0 += FA_KB)
     {
+      /* the group's work-items take each block in turn, which PoCL runs
+       * one after the other on a core: the block's keys and values
+       * (about 45 KB at heads of 40) are read from memory once per group
+       * and then from cache, not once per work-item */
+      barrier (CLK_LOCAL_MEM_FENCE);
       const int nb = min (FA_KB, Skv - j0);
       /* S, 32 keys (two panels of 16) at a time; a missing second panel
        * reads the first (masked) */
@@ -373,6 +379,8 @@ kernel void attention_flash16 (global const float *q, ulong q_off, long q_row, l
         }
     }
 
+  if (!live)
+    return;
   global float *ob = o + o_off + b * o_batch;
   FA_STORE_ROW (0) FA_STORE_ROW (1) FA_STORE_ROW (2)
   FA_STORE_ROW (3) FA_STORE_ROW (4) FA_STORE_ROW (5)
