@@ -214,16 +214,43 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va,
       CONV_LOAD (3); CONV_LOAD (4); CONV_LOAD (5);                           \
     }
 
-/* The tile's end: the bias (has_bias), then the pixels that exist. */
+/* The tile's channels n0.. of a per-channel vector p (zero past Cout). */
+inline void
+conv_load_channels (const global float *p, int n0, int Cout, conv_v *va, conv_v *vb)
+{
+  float t[CONV_TN];
+  for (int j = 0; j < CONV_TN; j++)
+    t[j] = n0 + j < Cout ? p[n0 + j] : 0.0f;
+  *va = CONV_LOAD_V_F32 (0, t);
+  *vb = CONV_LOAD_V_F32 (CONV_VW, t);
+}
+
+/* Row i's add (add_mode 1: a value per channel and image, add [Cout, N];
+ * 2: a residual laid out as y, which add may be). */
+#define CONV_ADD(i)                                                          \
+  {                                                                          \
+    conv_v a_, b_;                                                           \
+    if (add_mode == 1)                                                       \
+      conv_load_channels (add + add_off + (long) img##i * Cout, n0, Cout, &a_, &b_); \
+    else                                                                     \
+      conv_load_pixel (add + add_off + (long) img##i * Cout * HoWo + r##i, HoWo, \
+                       n0, Cout, &a_, &b_);                                  \
+    c##i##a += a_; c##i##b += b_;                                            \
+  }
+
+/* The tile's end: the bias (has_bias), then what is added (add_mode, after
+ * the sum, so it is rounded once), then the pixels that exist. */
 #define CONV_TILE_END                                                        \
   if (has_bias)                                                              \
     {                                                                        \
-      float t[CONV_TN];                                                      \
-      for (int j = 0; j < CONV_TN; j++)                                      \
-        t[j] = n0 + j < Cout ? bias[bias_off + n0 + j] : 0.0f;               \
-      const conv_v ba = CONV_LOAD_V_F32 (0, t), bv = CONV_LOAD_V_F32 (CONV_VW, t); \
+      conv_v ba, bv;                                                         \
+      conv_load_channels (bias + bias_off, n0, Cout, &ba, &bv);              \
       c0a += ba; c1a += ba; c2a += ba; c3a += ba; c4a += ba; c5a += ba;      \
       c0b += bv; c1b += bv; c2b += bv; c3b += bv; c4b += bv; c5b += bv;      \
+    }                                                                        \
+  if (add_mode)                                                              \
+    {                                                                        \
+      CONV_ADD (0) CONV_ADD (1) CONV_ADD (2) CONV_ADD (3) CONV_ADD (4) CONV_ADD (5) \
     }                                                                        \
   CONV_STORE (0); CONV_STORE (1); CONV_STORE (2);                            \
   CONV_STORE (3); CONV_STORE (4); CONV_STORE (5)
@@ -306,7 +333,8 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va,
   int Cin, int stride, int Wo, int HoWo, int M,                              \
   global const WT *w, ulong w_off, long ldw, int Cout,                       \
   global const float *bias, ulong bias_off, int has_bias,                    \
-  global float *y, ulong y_off, int c_lo, int c_hi, int accumulate
+  global float *y, ulong y_off, int c_lo, int c_hi, int accumulate,         \
+  global const float *add, ulong add_off, int add_mode
 
 kernel void conv3x3_f16 (CONV_ARGS (half))  { CONV_KERNEL_BODY (3, CONV_LOAD_V_F16, half); }
 kernel void conv3x3_f32 (CONV_ARGS (float)) { CONV_KERNEL_BODY (3, CONV_LOAD_V_F32, float); }

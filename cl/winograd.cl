@@ -265,18 +265,27 @@ kernel void wino_input_f16 (WINO_INPUT_ARGS (half))  { WINO_INPUT_BODY (vload_ha
             vload8 (0, src + (4 * 6 + j) * plane),                           \
             vload8 (0, src + (5 * 6 + j) * plane), e0##j, e1##j, e2##j, e3##j)
 
-/* Output channel c (lane sc) of the row's four pixels. */
+/* Output channel c (lane sc) of the row's four pixels, plus the residual
+ * at the same place (add_mode 2; the row's pixels at a_row). */
 #define WINO_OUTPUT_CH(c, sc)                                                \
   if (c < nc)                                                                \
     {                                                                        \
       global float *p_ = row + (long) c * HoWo;                              \
+      float4 v_ = (float4) (o0.sc, o1.sc, o2.sc, o3.sc);                     \
+      if (add_mode == 2)                                                     \
+        {                                                                    \
+          const global float *a_ = a_row + (long) c * HoWo;                  \
+          v_ += nx == 4 ? vload4 (0, a_)                                     \
+                        : (float4) (a_[0], nx > 1 ? a_[1] : 0.0f,            \
+                                    nx > 2 ? a_[2] : 0.0f, 0.0f);            \
+        }                                                                    \
       if (nx == 4)                                                           \
-        vstore4 ((float4) (o0.sc, o1.sc, o2.sc, o3.sc), 0, p_);              \
+        vstore4 (v_, 0, p_);                                                 \
       else                                                                   \
         {                                                                    \
-          p_[0] = o0.sc;                                                     \
-          if (nx > 1) p_[1] = o1.sc;                                         \
-          if (nx > 2) p_[2] = o2.sc;                                         \
+          p_[0] = v_.x;                                                      \
+          if (nx > 1) p_[1] = v_.y;                                          \
+          if (nx > 2) p_[2] = v_.z;                                          \
         }                                                                    \
     }
 
@@ -289,20 +298,36 @@ kernel void wino_input_f16 (WINO_INPUT_ARGS (half))  { WINO_INPUT_BODY (vload_ha
                 o0, o1, o2, o3);                                             \
       o0 += b; o1 += b; o2 += b; o3 += b;                                    \
       global float *row = dst + (long) (oy0 + k) * Wo + ox0;                 \
+      const global float *a_row = a_dst + (long) (oy0 + k) * Wo + ox0;       \
       WINO_OUTPUT_CH (0, s0) WINO_OUTPUT_CH (1, s1) WINO_OUTPUT_CH (2, s2)   \
       WINO_OUTPUT_CH (3, s3) WINO_OUTPUT_CH (4, s4) WINO_OUTPUT_CH (5, s5)   \
       WINO_OUTPUT_CH (6, s6) WINO_OUTPUT_CH (7, s7)                          \
     }
 
+/* nc (1..8) consecutive floats at p, zero past them */
+inline float8
+wino_load_nc (const global float *p, int nc)
+{
+  return nc == 8 ? vload8 (0, p)
+                 : (float8) (p[0], nc > 1 ? p[1] : 0.0f, nc > 2 ? p[2] : 0.0f,
+                             nc > 3 ? p[3] : 0.0f, nc > 4 ? p[4] : 0.0f,
+                             nc > 5 ? p[5] : 0.0f, nc > 6 ? p[6] : 0.0f, 0.0f);
+}
+
 /* M [36][tiles][ldm] -> Cout channels of y [Wo, Ho, Ctot, N] (contiguous; y_off
- * the first channel's plane), plus the bias (bias_off the same channel's).
- * Work-item (8 output channels, tx, tile row r0 + r); ldm is a multiple of
- * 8 and M's columns up to it exist, so its loads are never masked.
- * Launch: global (ceil(Cout/8), tiles_w, rows). */
+ * the first channel's plane), plus the bias (bias_off the same channel's),
+ * plus by add_mode: 0 nothing; 1 a value per channel and image, add
+ * [Ctot, N] (add_off the first channel's); 2 a residual laid out as y
+ * (add_off the first channel's plane; add may be y itself: each element is
+ * read, then written, by one work-item). Work-item (8 output channels, tx,
+ * tile row r0 + r); ldm is a multiple of 8 and M's columns up to it exist,
+ * so its loads are never masked. Launch: global (ceil(Cout/8), tiles_w,
+ * rows). */
 kernel void wino_output (global const float *m, long ldm, int tiles,
                          int tiles_w, int tiles_h, int r0, int r_end,
                          global const float *bias, ulong bias_off, int has_bias,
-                         global float *y, ulong y_off, int Wo, int Ho, int Cout, int Ctot)
+                         global float *y, ulong y_off, int Wo, int Ho, int Cout, int Ctot,
+                         global const float *add, ulong add_off, int add_mode)
 {
   const int c0 = get_global_id (0) * 8, tx = get_global_id (1);
   const int r = r0 + get_global_id (2);
@@ -317,13 +342,12 @@ kernel void wino_output (global const float *m, long ldm, int tiles,
   WINO_OUTPUT_COL (3); WINO_OUTPUT_COL (4); WINO_OUTPUT_COL (5);
   const int nc = min (8, Cout - c0);
   const global float *bb = bias + bias_off + c0;
-  const float8 b = !has_bias ? (float8) (0.0f)
-                 : nc == 8 ? vload8 (0, bb)
-                 : (float8) (bb[0], nc > 1 ? bb[1] : 0.0f, nc > 2 ? bb[2] : 0.0f,
-                             nc > 3 ? bb[3] : 0.0f, nc > 4 ? bb[4] : 0.0f,
-                             nc > 5 ? bb[5] : 0.0f, nc > 6 ? bb[6] : 0.0f, 0.0f);
+  float8 b = !has_bias ? (float8) (0.0f) : wino_load_nc (bb, nc);
+  if (add_mode == 1)
+    b += wino_load_nc (add + add_off + (long) n * Ctot + c0, nc);
   const long HoWo = (long) Ho * Wo;
   global float *dst = y + y_off + ((long) n * Ctot + c0) * HoWo;
+  const global float *a_dst = add + add_off + ((long) n * Ctot + c0) * HoWo;
   const int oy0 = ty * 4, ox0 = tx * 4, nx = min (4, Wo - ox0);
   WINO_OUTPUT_ROW (0) WINO_OUTPUT_ROW (1) WINO_OUTPUT_ROW (2) WINO_OUTPUT_ROW (3)
 }

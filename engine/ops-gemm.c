@@ -1000,7 +1000,8 @@ wino_weight_block (const SdclTensor *w, glong ldw, gint64 Cin, gint64 co0, gint6
 
 static SdclTensor *
 conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTensor *bias,
-               gint pad, gint64 Wo, gint64 Ho, GError **error)
+               gint pad, gint64 Wo, gint64 Ho, const SdclTensor *add, SdclTensor *into,
+               GError **error)
 {
   SdclEngine *engine = x->engine;
   const gint64 Cout = w->ne[0], Cin = w->ne[3];
@@ -1042,11 +1043,13 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
   g_autoptr (SdclTensor) m = v ? sdcl_tensor_new (engine, SDCL_DTYPE_F32, 1, &m_count, error)
                                : NULL;
   g_autoptr (SdclTensor) br = m && bias ? bias_of (bias, Cout, "conv2d", error) : NULL;
-  g_autoptr (SdclTensor) y = m && (br || !bias)
-                             ? sdcl_tensor_new_4d (engine, SDCL_DTYPE_F32, Wo, Ho, Cout, N, error)
-                             : NULL;
+  g_autoptr (SdclTensor) y = !m || (bias && !br) ? NULL
+                             : into ? sdcl_tensor_view (into, into->ne, into->nb, 0, error)
+                             : sdcl_tensor_new_4d (engine, SDCL_DTYPE_F32, Wo, Ho, Cout, N, error);
   if (!y)
     return NULL;
+  /* wino_output's add_mode: a value per channel and image, or a residual */
+  const gint add_mode = !add ? 0 : add->ne[0] * add->ne[1] == 1 ? 1 : 2;
 
   for (gint64 r0 = 0; r0 < rows; r0 += slice)
     {
@@ -1111,9 +1114,15 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
                             SDCL_ARG_MEM (br ? br->mem : y->mem),
                             SDCL_ARG_ULONG (br ? sdcl_elem_off (br) + co0 : 0),
                             SDCL_ARG_INT (br != NULL),
-                            SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (co0 * Wo * Ho),
+                            SDCL_ARG_MEM (y->mem),
+                            SDCL_ARG_ULONG (sdcl_elem_off (y) + co0 * Wo * Ho),
                             SDCL_ARG_INT (Wo), SDCL_ARG_INT (Ho), SDCL_ARG_INT (n_out),
-                            SDCL_ARG_INT (Cout)))
+                            SDCL_ARG_INT (Cout),
+                            SDCL_ARG_MEM (add ? add->mem : y->mem),
+                            SDCL_ARG_ULONG (!add ? 0
+                                            : sdcl_elem_off (add)
+                                                + (add_mode == 1 ? co0 : co0 * Wo * Ho)),
+                            SDCL_ARG_INT (add_mode)))
             return NULL;
         }
     }
@@ -1184,10 +1193,37 @@ conv_gemm (const SdclTensor *xp, const SdclTensor *w, glong ldw, const SdclTenso
   return y ? sdcl_tensor_reshape (y, Wo, Ho, Cout, N, error) : NULL;
 }
 
-SdclTensor *
-sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
-                  gint stride, gint pad, gint pad_end, SdclConvAlgorithm algorithm,
-                  GError **error)
+/* Whether add fits a convolution's output [Wo, Ho, Cout, N]: contiguous
+ * f32 of that shape, or [1, 1, Cout, N] unless the sum goes into it. */
+static gboolean
+conv_add_fits (const SdclTensor *add, gboolean into, gint64 Wo, gint64 Ho, gint64 Cout,
+               gint64 N, GError **error)
+{
+  const gboolean per_image = add->ne[0] == 1 && add->ne[1] == 1 && !into;
+  if (add->dtype != SDCL_DTYPE_F32 || !sdcl_tensor_is_contiguous (add)
+      || (!per_image && (add->ne[0] != Wo || add->ne[1] != Ho)) || add->ne[2] != Cout
+      || add->ne[3] != N)
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "conv2d: the tensor added to the output must be contiguous f32 [%" G_GINT64_FORMAT
+                   " x %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT "]%s, not "
+                   "%s [%" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT
+                   " x %" G_GINT64_FORMAT "]",
+                   Wo, Ho, Cout, N, into ? "" : " or [1 x 1 x Cout x N]",
+                   sdcl_tensor_is_contiguous (add) ? sdcl_dtype_name (add->dtype) : "a strided view of",
+                   add->ne[0], add->ne[1], add->ne[2], add->ne[3]);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* conv(x) + bias, plus add (see sdcl_conv2d_add) in the output's pass where
+ * the kernels take it; with into (== add) the sum is written into it and a
+ * view of it returned. */
+static SdclTensor *
+conv2d_full (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, gint stride,
+             gint pad, gint pad_end, SdclConvAlgorithm algorithm, const SdclTensor *add,
+             SdclTensor *into, GError **error)
 {
   const gint64 Cout = w->ne[0], kw = w->ne[1], kh = w->ne[2], Cin = w->ne[3];
   const gint64 W = x->ne[0], H = x->ne[1], N = x->ne[3];
@@ -1218,6 +1254,8 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
   if (Wp < kw || Hp < kh)
     return sdcl_ops_shape_error (error, "conv2d", "the padded input is smaller than the kernel", x, w);
   const gint64 Wo = (Wp - kw) / stride + 1, Ho = (Hp - kh) / stride + 1;
+  if (add && !conv_add_fits (add, into != NULL, Wo, Ho, Cout, N, error))
+    return NULL;
 
   if (kh == 3 && stride == 1 && algorithm != SDCL_CONV_DIRECT)
     {
@@ -1225,7 +1263,22 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
       const gint64 tiles = (Wo + 3) / 4 * ((Ho + 3) / 4) * N;
       if (algorithm == SDCL_CONV_WINOGRAD
           || (winograd_pays (x->engine, Cin, Cout, tiles) && g_strcmp0 (env, "direct") != 0))
-        return conv_winograd (x, w, ldw, bias, pad, Wo, Ho, error);
+        return conv_winograd (x, w, ldw, bias, pad, Wo, Ho, add, into, error);
+    }
+
+  const gint64 M = Wo * Ho * N;
+  const gboolean by_gemm = conv_by_gemm (x->engine, Cin, M, kh * kw * Cin, kh, stride);
+  /* the direct kernel's blocks of at most CONV_BLOCK_K rows of K (channels
+     x taps), summed in y */
+  const gint64 blocks = (Cin * kh * kw + CONV_BLOCK_K - 1) / CONV_BLOCK_K;
+  if (into && blocks > 1 && !by_gemm)
+    {
+      /* the first block would overwrite the residual that the last adds */
+      g_autoptr (SdclTensor) yc = conv2d_full (x, w, bias, stride, pad, pad_end, algorithm, NULL,
+                                               NULL, error);
+      if (!yc || !sdcl_binary_into (into, yc, SDCL_BINARY_ADD, error))
+        return NULL;
+      return sdcl_tensor_view (into, into->ne, into->nb, 0, error);
     }
 
   /* The kernel reads a zero-padded copy with channels innermost (see
@@ -1255,17 +1308,26 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
   g_autoptr (SdclTensor) br = bias ? bias_of (bias, Cout, "conv2d", error) : NULL;
   if (bias && !br)
     return NULL;
-  if (conv_by_gemm (x->engine, Cin, Wo * Ho * N, kh * kw * Cin, kh, stride))
-    return conv_gemm (xp, w, ldw, br, kh, stride, Wp, Hp, Wo, Ho, error);
+  if (by_gemm)
+    {
+      /* the product's output is transposed into place: add afterwards */
+      g_autoptr (SdclTensor) yg = conv_gemm (xp, w, ldw, br, kh, stride, Wp, Hp, Wo, Ho, error);
+      if (!yg || (add && !sdcl_binary_into (into ? into : yg, into ? yg : add, SDCL_BINARY_ADD,
+                                            error)))
+        return NULL;
+      return into ? sdcl_tensor_view (into, into->ne, into->nb, 0, error) : g_steal_pointer (&yg);
+    }
 
-  g_autoptr (SdclTensor) y = sdcl_tensor_new_4d (x->engine, SDCL_DTYPE_F32, Wo, Ho, Cout, N,
-                                                 error);
+  /* the last block adds add after its sum (the kernels' add_mode): a value
+     per channel and image, or a residual (into itself: each element is
+     read, then written, by one work-item) */
+  const gint add_mode = !add ? 0 : add->ne[0] * add->ne[1] == 1 ? 1 : 2;
+  g_autoptr (SdclTensor) y = into ? sdcl_tensor_view (into, into->ne, into->nb, 0, error)
+                             : sdcl_tensor_new_4d (x->engine, SDCL_DTYPE_F32, Wo, Ho, Cout, N,
+                                                   error);
   if (!y)
     return NULL;
-  const gint64 M = Wo * Ho * N;
   const gint64 tile_n = 2 * sdcl_engine_gemm_width (x->engine);
-  /* blocks of at most CONV_BLOCK_K rows of K (channels x taps), summed in y */
-  const gint64 blocks = (Cin * kh * kw + CONV_BLOCK_K - 1) / CONV_BLOCK_K;
   const gint64 per_block = (Cin + blocks - 1) / blocks;
   /* f16 weights times a moderate number of rows on CPUs: each group widens
      its columns of the block into local memory (conv*_f16_local) instead
@@ -1306,8 +1368,10 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
         SDCL_ARG_MEM (br ? br->mem : y->mem),
         SDCL_ARG_ULONG (br ? sdcl_elem_off (br) : 0),
         SDCL_ARG_INT (br != NULL && c_lo == 0),
-        SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (0),
+        SDCL_ARG_MEM (y->mem), SDCL_ARG_ULONG (sdcl_elem_off (y)),
         SDCL_ARG_INT (c_lo), SDCL_ARG_INT (c_hi), SDCL_ARG_INT (c_lo > 0),
+        SDCL_ARG_MEM (add ? add->mem : y->mem), SDCL_ARG_ULONG (add ? sdcl_elem_off (add) : 0),
+        SDCL_ARG_INT (c_hi == Cin ? add_mode : 0),
         SDCL_ARG_LOCAL (lw_bytes), SDCL_ARG_INT (lwn),     /* the _local kernels only */
       };
       if (!sdcl_launch (x->engine, name, 3, global, local, args,
@@ -1315,4 +1379,28 @@ sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bi
         return NULL;
     }
   return g_steal_pointer (&y);
+}
+
+SdclTensor *
+sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                  gint stride, gint pad, gint pad_end, SdclConvAlgorithm algorithm,
+                  GError **error)
+{
+  return conv2d_full (x, w, bias, stride, pad, pad_end, algorithm, NULL, NULL, error);
+}
+
+SdclTensor *
+sdcl_conv2d_add (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, gint stride,
+                 gint pad, SdclConvAlgorithm algorithm, const SdclTensor *add, GError **error)
+{
+  return conv2d_full (x, w, bias, stride, pad, pad, algorithm, add, NULL, error);
+}
+
+gboolean
+sdcl_conv2d_add_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                      gint stride, gint pad, SdclConvAlgorithm algorithm, SdclTensor *y,
+                      GError **error)
+{
+  g_autoptr (SdclTensor) r = conv2d_full (x, w, bias, stride, pad, pad, algorithm, y, y, error);
+  return r != NULL;
 }

@@ -91,6 +91,17 @@ typedef enum
 SdclTensor *sdcl_conv2d_with (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
                               gint stride, gint pad, gint pad_end, SdclConvAlgorithm algorithm,
                               GError **error);
+/* conv(x) + bias + add, the sum formed where the output is written: add is
+ * contiguous f32, either [Wo, Ho, Cout, N] (a residual) or [1, 1, Cout, N]
+ * (a value per channel and image: a resnet's time embedding). */
+SdclTensor *sdcl_conv2d_add (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                             gint stride, gint pad, SdclConvAlgorithm algorithm,
+                             const SdclTensor *add, GError **error);
+/* y += conv(x) + bias in place: y contiguous f32 [Wo, Ho, Cout, N], a
+ * tensor its caller owns (a resnet's shortcut, which becomes its output). */
+gboolean sdcl_conv2d_add_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                               gint stride, gint pad, SdclConvAlgorithm algorithm, SdclTensor *y,
+                               GError **error);
 
 /* ---- normalisation (ops.c, cl/norm.cl) -------------------------------------- */
 

@@ -47,29 +47,39 @@ sdcl_resblock_forward (const SdclResBlock *r, const SdclTensor *x, const SdclTen
 {
   g_autoptr (SdclTensor) h1 = sdcl_group_norm (x, r->norm1.w, r->norm1.b, r->groups, r->eps, TRUE,
                                                error);
-  g_autoptr (SdclTensor) h2 = h1 ? sdcl_conv2d (h1, r->conv1.w, r->conv1.b, 1, 1, error) : NULL;
+  if (!h1)
+    return NULL;
+  /* silu(temb) projected per channel, broadcast over the pixels: added
+     where conv1 writes its output */
+  g_autoptr (SdclTensor) t = time && r->time.w ? sdcl_linear (time, r->time.w, r->time.b, error)
+                                               : NULL;
+  g_autoptr (SdclTensor) t4 = t ? sdcl_tensor_reshape (t, 1, 1, r->out, x->ne[3], error) : NULL;
+  if (time && r->time.w && !t4)
+    return NULL;
+  g_autoptr (SdclTensor) h2 = t4 ? sdcl_conv2d_add (h1, r->conv1.w, r->conv1.b, 1, 1,
+                                                    SDCL_CONV_AUTO, t4, error)
+                                 : sdcl_conv2d (h1, r->conv1.w, r->conv1.b, 1, 1, error);
   if (!h2)
     return NULL;
   g_clear_pointer (&h1, sdcl_tensor_free);
-  if (time && r->time.w)
-    {
-      /* silu(temb) projected per channel, broadcast over the pixels */
-      g_autoptr (SdclTensor) t = sdcl_linear (time, r->time.w, r->time.b, error);
-      g_autoptr (SdclTensor) t4 = t ? sdcl_tensor_reshape (t, 1, 1, r->out, x->ne[3], error) : NULL;
-      if (!t4 || !sdcl_binary_into (h2, t4, SDCL_BINARY_ADD, error))
-        return NULL;
-    }
   g_autoptr (SdclTensor) h3 = sdcl_group_norm (h2, r->norm2.w, r->norm2.b, r->groups, r->eps, TRUE,
                                                error);
-  g_clear_pointer (&h2, sdcl_tensor_free);
-  g_autoptr (SdclTensor) h4 = h3 ? sdcl_conv2d (h3, r->conv2.w, r->conv2.b, 1, 1, error) : NULL;
-  if (!h4)
+  if (!h3)
     return NULL;
-  g_clear_pointer (&h3, sdcl_tensor_free);
-  g_autoptr (SdclTensor) s = r->shortcut.w ? sdcl_conv2d (x, r->shortcut.w, r->shortcut.b, 1, 0,
-                                                          error)
-                                            : NULL;
-  if ((r->shortcut.w && !s) || !sdcl_binary_into (h4, s ? s : x, SDCL_BINARY_ADD, error))
+  g_clear_pointer (&h2, sdcl_tensor_free);
+  /* the residual is added where conv2 writes its output: into the
+     shortcut's output, which becomes the block's, or reading x */
+  if (r->shortcut.w)
+    {
+      g_autoptr (SdclTensor) s = sdcl_conv2d (x, r->shortcut.w, r->shortcut.b, 1, 0, error);
+      if (!s || !sdcl_conv2d_add_into (h3, r->conv2.w, r->conv2.b, 1, 1, SDCL_CONV_AUTO, s, error))
+        return NULL;
+      return g_steal_pointer (&s);
+    }
+  if (x->dtype == SDCL_DTYPE_F32 && sdcl_tensor_is_contiguous (x))
+    return sdcl_conv2d_add (h3, r->conv2.w, r->conv2.b, 1, 1, SDCL_CONV_AUTO, x, error);
+  g_autoptr (SdclTensor) h4 = sdcl_conv2d (h3, r->conv2.w, r->conv2.b, 1, 1, error);
+  if (!h4 || !sdcl_binary_into (h4, x, SDCL_BINARY_ADD, error))
     return NULL;
   return g_steal_pointer (&h4);
 }

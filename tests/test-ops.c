@@ -716,6 +716,113 @@ test_winograd (gconstpointer data)
     }
 }
 
+/* conv(x) + bias + add formed in the output's pass (sdcl_conv2d_add,
+ * sdcl_conv2d_add_into) against the plain convolution plus add here, for
+ * each way the layer can run: Winograd (fused U and stored), the direct
+ * kernel (whole and in blocks of input channels, with its weights widened
+ * in local memory or not), 1x1 as a product, stride 2, and the direct
+ * algorithm as GPUs run it; add a residual or a value per channel and
+ * image, or the output itself (in place). */
+typedef struct
+{
+  const gchar *name;
+  gint cin, cout, w, h, n, ks, stride;
+} ConvAddCase;
+
+static void
+test_conv_add (gconstpointer data)
+{
+  const ConvAddCase *c = data;
+  g_autoptr (GError) error = NULL;
+  const gint pad = c->ks / 2;
+  const gint64 xne[4] = { c->w, c->h, c->cin, c->n }, bne[4] = { c->cout, 1, 1, 1 };
+  const gint64 wo = (c->w + 2 * pad - c->ks) / c->stride + 1;
+  const gint64 ho = (c->h + 2 * pad - c->ks) / c->stride + 1;
+  const gint64 rne[4] = { wo, ho, c->cout, c->n }, tne[4] = { 1, 1, c->cout, c->n };
+  const gsize wn = (gsize) c->cout * c->cin * c->ks * c->ks;
+  g_autoptr (SdclTensor) x = seeded_tensor (21, xne, 1.0f, 0.1f);
+  g_autofree gfloat *w = seeded_f16 (22, wn, (gfloat) (1.0 / sqrt ((double) wn / c->cout)));
+  g_autoptr (SdclTensor) wt = sdcl_conv2d_weight_new (engine, SDCL_DTYPE_F16, w, c->cout, c->cin,
+                                                      c->ks, c->ks, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) b = seeded_tensor (23, bne, 0.1f, 0.0f);
+  g_autoptr (SdclTensor) res = seeded_tensor (24, rne, 1.0f, 0.0f);
+  g_autoptr (SdclTensor) temb = seeded_tensor (25, tne, 1.0f, 0.0f);
+  g_autoptr (SdclTensor) plain = sdcl_conv2d (x, wt, b, c->stride, pad, &error);
+  g_assert_no_error (error);
+  g_autofree gfloat *yv = sdcl_tensor_read_f32 (plain, &error);
+  g_autofree gfloat *rv = sdcl_tensor_read_f32 (res, &error);
+  g_autofree gfloat *tv = sdcl_tensor_read_f32 (temb, &error);
+  g_assert_no_error (error);
+  const gsize n = sdcl_tensor_numel (plain), plane = wo * ho;
+  g_autofree gfloat *want_r = g_new (gfloat, n);
+  g_autofree gfloat *want_t = g_new (gfloat, n);
+  for (gsize i = 0; i < n; i++)
+    {
+      want_r[i] = yv[i] + rv[i];
+      want_t[i] = yv[i] + tv[i / plane];
+    }
+  /* 0 direct, 1 Winograd, 2 Winograd with U stored, 3 direct without
+     local weights, 4 the direct algorithm as GPUs run it */
+  for (gint way = 0; way < 5; way++)
+    {
+      const SdclConvAlgorithm alg = way == 1 || way == 2 ? SDCL_CONV_WINOGRAD : SDCL_CONV_DIRECT;
+      if (way == 2)
+        g_setenv ("SDCL_WINOGRAD_FUSED", "0", TRUE);
+      if (way == 3)
+        g_setenv ("SDCL_CONV_LOCAL", "0", TRUE);
+      if (way == 4)
+        {
+          g_setenv ("SDCL_CONV_GEMM", "1", TRUE);
+          g_setenv ("SDCL_GEMM_TILED", "1", TRUE);
+        }
+      for (gint mode = 0; mode < 3; mode++)
+        {
+          g_autoptr (SdclTensor) into = mode == 2 ? sdcl_contiguous (res, &error) : NULL;
+          g_assert_no_error (error);
+          g_autoptr (SdclTensor) y = NULL;
+          if (mode == 2)
+            {
+              g_assert_true (sdcl_conv2d_add_into (x, wt, b, c->stride, pad, alg, into, &error));
+              y = sdcl_tensor_view (into, into->ne, into->nb, 0, &error);
+            }
+          else
+            y = sdcl_conv2d_add (x, wt, b, c->stride, pad, alg, mode ? temb : res, &error);
+          g_assert_no_error (error);
+          for (int i = 0; i < 4; i++)
+            g_assert_cmpint (y->ne[i], ==, rne[i]);
+          g_autofree gfloat *got = sdcl_tensor_read_f32 (y, &error);
+          g_assert_no_error (error);
+          g_autofree gchar *name = g_strdup_printf ("%s, way %d, %s", c->name, way,
+                                                    mode == 1 ? "per channel and image"
+                                                    : mode ? "into the residual" : "residual");
+          sdcl_test_assert_close (name, got, mode == 1 ? want_t : want_r, n, TOL_REL, TOL_NMSE);
+        }
+      g_unsetenv ("SDCL_WINOGRAD_FUSED");
+      g_unsetenv ("SDCL_CONV_LOCAL");
+      g_unsetenv ("SDCL_CONV_GEMM");
+      g_unsetenv ("SDCL_GEMM_TILED");
+    }
+  /* what does not fit is refused, and in place needs the whole output */
+  const gint64 bad_ne[4] = { wo, ho, c->cout + 1, c->n };
+  g_autoptr (SdclTensor) bad = seeded_tensor (26, bad_ne, 1.0f, 0.0f);
+  g_autoptr (SdclTensor) none = sdcl_conv2d_add (x, wt, b, c->stride, pad, SDCL_CONV_AUTO, bad,
+                                                 &error);
+  g_assert_null (none);
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+  g_clear_error (&error);
+  g_autoptr (SdclTensor) t2 = sdcl_contiguous (temb, &error);
+  g_assert_false (sdcl_conv2d_add_into (x, wt, b, c->stride, pad, SDCL_CONV_AUTO, t2, &error));
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+}
+
+static const ConvAddCase conv_add_cases[] = {
+  { "3x3 64->48 at 13x11 x2", 64, 48, 13, 11, 2, 3, 1 },
+  { "3x3 1280->40 at 5x4 x2 (input channels in blocks)", 1280, 40, 5, 4, 2, 3, 1 },
+  { "3x3 s2 32->40 at 9x8", 32, 40, 9, 8, 1, 3, 2 },
+  { "1x1 64->40 at 7x6 x2", 64, 40, 7, 6, 2, 1, 1 },
+};
+
 static void
 test_large_gemm (void)
 {
@@ -1198,6 +1305,11 @@ main (int argc, char **argv)
   g_test_add_data_func ("/ops/conv/3x3-stride2", "conv3x3_s2", run_conv);
   g_test_add_data_func ("/ops/conv/1x1", "conv1x1", run_conv);
   g_test_add_data_func ("/ops/conv/3x3-f32-nobias", "conv3x3_f32_nobias", run_conv);
+  for (guint i = 0; i < G_N_ELEMENTS (conv_add_cases); i++)
+    {
+      g_autofree gchar *path = g_strdup_printf ("/ops/conv/add/%u", i);
+      g_test_add_data_func (path, &conv_add_cases[i], test_conv_add);
+    }
   for (guint i = 0; i < G_N_ELEMENTS (pack_cases); i++)
     {
       g_autofree gchar *path = g_strdup_printf ("/ops/weights/from-file/%s", pack_cases[i].name);
