@@ -234,6 +234,19 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclUnet, sdcl_unet_free)
 SdclTensor *sdcl_unet_forward (SdclUnet *unet, const SdclTensor *x, const gfloat *timesteps,
                                const SdclTensor *context, GError **error);
 
+/* The text's keys and values for every cross-attention of the UNet
+ * (context [context_dim, S, B] projected by each block's k and v), made
+ * once for all the steps that share the context instead of on every
+ * step; sdcl_unet_forward makes and drops them each call. */
+typedef struct _SdclUnetText SdclUnetText;
+SdclUnetText *sdcl_unet_text_new (SdclUnet *unet, const SdclTensor *context, GError **error);
+void sdcl_unet_text_free (SdclUnetText *text);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclUnetText, sdcl_unet_text_free)
+/* sdcl_unet_forward with the text projected by sdcl_unet_text_new for this
+ * UNet and the input's batch. */
+SdclTensor *sdcl_unet_forward_text (SdclUnet *unet, const SdclTensor *x, const gfloat *timesteps,
+                                    const SdclUnetText *text, GError **error);
+
 /* Per-block wall times of each forward (benchmarks): the device is
  * waited for after every block, so only set this when measuring. */
 typedef struct

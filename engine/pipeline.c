@@ -77,6 +77,7 @@ typedef struct
   const SdclRequest  *req;
   SdclEngine         *engine;
   SdclUnet           *unet;
+  SdclUnetText       *text;      /* context projected for the UNet's cross-attention */
   SdclVae            *vae;
   const SdclVaeConfig *vc;
   gint                unet_in;
@@ -486,7 +487,7 @@ predict (Run *r, const SdclScheduler *s, guint i, const gfloat *x, const gfloat 
     return NULL;
   const gfloat t[2] = { (gfloat) sdcl_scheduler_timestep (s, i),
                         (gfloat) sdcl_scheduler_timestep (s, i) };
-  g_autoptr (SdclTensor) y = sdcl_unet_forward (r->unet, xt, t, r->context, error);
+  g_autoptr (SdclTensor) y = sdcl_unet_forward_text (r->unet, xt, t, r->text, error);
   gfloat *out = y ? sdcl_tensor_read_f32 (y, error) : NULL;
   if (!out || !r->guided)
     return out;
@@ -736,8 +737,12 @@ run_images (Run *r, GError **error)
     {
       ok = sdcl_model_acquire (r->model, SDCL_PART_UNET, error);
       r->unet = sdcl_model_unet (r->model);
+      /* the text's keys and values once for every step of every image */
+      r->text = ok ? sdcl_unet_text_new (r->unet, r->context, error) : NULL;
+      ok = r->text != NULL;
       for (guint i = 0; ok && i < n; i++)
         ok = draws[i].image || sample_image (r, i, &draws[i], error);
+      g_clear_pointer (&r->text, sdcl_unet_text_free);
       sdcl_model_done (r->model, SDCL_PART_UNET);
       r->unet = NULL;
       ok = ok && sdcl_model_acquire (r->model, SDCL_PART_VAE_DECODER, error);

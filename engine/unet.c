@@ -206,8 +206,10 @@ slice_features (const SdclTensor *t, gint64 off, gint64 n, GError **error)
   return sdcl_tensor_view (t, ne, t->nb, off * sizeof (gfloat), error);
 }
 
+/* kv: the text's keys and values for this block (context · kv2ᵀ, see
+ * SdclUnetText). */
 static SdclTensor *
-transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor *context,
+transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor *kv,
                      GError **error)
 {
   const gint64 C = t->channels;
@@ -234,8 +236,7 @@ transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor
   {
     g_autoptr (SdclTensor) a = sdcl_layer_norm (h, t->ln2.w, t->ln2.b, 1e-5f, error);
     g_autoptr (SdclTensor) q = a ? sdcl_linear (a, t->q2.w, NULL, error) : NULL;
-    g_autoptr (SdclTensor) kv = q ? sdcl_linear (context, t->kv2.w, NULL, error) : NULL;
-    g_autoptr (SdclTensor) k = kv ? slice_features (kv, 0, C, error) : NULL;
+    g_autoptr (SdclTensor) k = q ? slice_features (kv, 0, C, error) : NULL;
     g_autoptr (SdclTensor) v = k ? slice_features (kv, C, C, error) : NULL;
     g_autoptr (SdclTensor) o = v ? sdcl_attention (q, k, v, t->heads, FALSE, error) : NULL;
     if (!o || !sdcl_linear_accumulate (o, t->out2.w, t->out2.b, h, error))
@@ -421,9 +422,86 @@ sdcl_unet_load (SdclWeights *w, const SdclUnetConfig *c, const gchar *prefix, GE
   return g_steal_pointer (&u);
 }
 
+/* ---- the text's keys and values ----------------------------------------------- */
+
+struct _SdclUnetText
+{
+  const SdclUnet *unet;
+  gint64          batch;
+  GHashTable     *kv;       /* const Transformer * -> SdclTensor * [2C, S, B] */
+};
+
+void
+sdcl_unet_text_free (SdclUnetText *text)
+{
+  if (!text)
+    return;
+  g_hash_table_unref (text->kv);
+  g_free (text);
+}
+
+/* Every transformer of the UNet, in no particular order. */
+static GPtrArray *
+unet_transformers (const SdclUnet *u)
+{
+  GPtrArray *all = g_ptr_array_new ();
+  const gint n = u->c.layers_per_block;
+  for (gint i = 0; i < u->c.n_levels; i++)
+    {
+      for (gint j = 0; u->down[i].attn && j < n; j++)
+        g_ptr_array_add (all, &u->down[i].attn[j]);
+      for (gint j = 0; u->up[i].attn && j <= n; j++)
+        g_ptr_array_add (all, &u->up[i].attn[j]);
+    }
+  g_ptr_array_add (all, (gpointer) &u->mid_attn);
+  return all;
+}
+
+SdclUnetText *
+sdcl_unet_text_new (SdclUnet *u, const SdclTensor *context, GError **error)
+{
+  if (context->ne[0] != u->c.context_dim || context->ne[3] != 1)
+    {
+      g_autofree gchar *d = sdcl_tensor_describe (context);
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "UNet context %s: needs %d features", d, u->c.context_dim);
+      return NULL;
+    }
+  g_autoptr (SdclUnetText) text = g_new0 (SdclUnetText, 1);
+  text->unet = u;
+  text->batch = context->ne[2];
+  text->kv = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) sdcl_tensor_free);
+  g_autoptr (GPtrArray) all = unet_transformers (u);
+  for (guint i = 0; i < all->len; i++)
+    {
+      const Transformer *t = all->pdata[i];
+      SdclTensor *kv = sdcl_linear (context, t->kv2.w, NULL, error);
+      if (!kv)
+        return NULL;
+      g_hash_table_insert (text->kv, (gpointer) t, kv);
+    }
+  return g_steal_pointer (&text);
+}
+
 SdclTensor *
 sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
                    const SdclTensor *context, GError **error)
+{
+  if (context->ne[2] != x->ne[3])
+    {
+      g_autofree gchar *d = sdcl_tensor_describe (context);
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                   "UNet context %s: needs %d features and a batch of %" G_GINT64_FORMAT,
+                   d, u->c.context_dim, x->ne[3]);
+      return NULL;
+    }
+  g_autoptr (SdclUnetText) text = sdcl_unet_text_new (u, context, error);
+  return text ? sdcl_unet_forward_text (u, x, timesteps, text, error) : NULL;
+}
+
+SdclTensor *
+sdcl_unet_forward_text (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
+                        const SdclUnetText *text, GError **error)
 {
   const SdclUnetConfig *c = &u->c;
   const gint L = c->n_levels, n = c->layers_per_block;
@@ -435,14 +513,18 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
                    "UNet input %s: needs %d channels", d, c->in_channels);
       return NULL;
     }
-  if (context->ne[0] != c->context_dim || context->ne[2] != B)
+  if (text->unet != u || text->batch != B)
     {
-      g_autofree gchar *d = sdcl_tensor_describe (context);
-      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
-                   "UNet context %s: needs %d features and a batch of %" G_GINT64_FORMAT,
-                   d, c->context_dim, B);
+      if (text->unet != u)
+        g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                     "UNet text: projected by another UNet");
+      else
+        g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
+                     "UNet text: projected for a batch of %" G_GINT64_FORMAT
+                     ", the input has %" G_GINT64_FORMAT, text->batch, B);
       return NULL;
     }
+#define KV(t) ((const SdclTensor *) g_hash_table_lookup (text->kv, (t)))
 
   /* time embedding, then silu once for every resnet's projection */
   g_autoptr (SdclTensor) temb = NULL;
@@ -471,7 +553,7 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
       for (gint j = 0; j < n; j++)
         {
           if (!step (&h, sdcl_resblock_forward (&l->res[j], h, temb, error))
-              || (l->attn && !step (&h, transformer_forward (&l->attn[j], h, context, error))))
+              || (l->attn && !step (&h, transformer_forward (&l->attn[j], h, KV (&l->attn[j]), error))))
             return NULL;
           g_ptr_array_add (skips, sdcl_tensor_view (h, h->ne, h->nb, 0, NULL));
         }
@@ -485,7 +567,7 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
         return NULL;
     }
   if (!step (&h, sdcl_resblock_forward (&u->mid_res[0], h, temb, error))
-      || !step (&h, transformer_forward (&u->mid_attn, h, context, error))
+      || !step (&h, transformer_forward (&u->mid_attn, h, KV (&u->mid_attn), error))
       || !step (&h, sdcl_resblock_forward (&u->mid_res[1], h, temb, error))
       || !mark (u, x->engine, &since, "mid", -1, error))
     return NULL;
@@ -499,7 +581,7 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
           sdcl_tensor_free (skip);
           if (!step (&h, cat)
               || !step (&h, sdcl_resblock_forward (&l->res[j], h, temb, error))
-              || (l->attn && !step (&h, transformer_forward (&l->attn[j], h, context, error))))
+              || (l->attn && !step (&h, transformer_forward (&l->attn[j], h, KV (&l->attn[j]), error))))
             return NULL;
         }
       /* up to the size of the skip it meets next: odd sizes were rounded up
@@ -517,5 +599,6 @@ sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
       || !step (&h, sdcl_conv2d (h, u->conv_out.w, u->conv_out.b, 1, 1, error))
       || !mark (u, x->engine, &since, "out", -1, error))
     return NULL;
+#undef KV
   return g_steal_pointer (&h);
 }

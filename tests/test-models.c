@@ -141,6 +141,35 @@ check_unet (SdclModel *m, const gchar *key, const gchar *layout)
   g_assert_no_error (error);
   g_autofree gchar *what = g_strdup_printf ("UNet %s, %s", key, layout);
   assert_matches (what, y, on, TOL_REL, TOL_NMSE);
+
+  /* the text projected once serves every step as the context did */
+  SdclUnet *unet = sdcl_model_unet (m);
+  g_autoptr (SdclUnetText) text = sdcl_unet_text_new (unet, ctx, &error);
+  g_assert_no_error (error);
+  g_autofree gfloat *want = sdcl_tensor_read_f32 (y, &error);
+  for (gint i = 0; i < 2; i++)
+    {
+      g_autoptr (SdclTensor) yt = sdcl_unet_forward_text (unet, x, t, text, &error);
+      g_assert_no_error (error);
+      g_autofree gfloat *got = sdcl_tensor_read_f32 (yt, &error);
+      g_assert_no_error (error);
+      g_assert_cmpmem (got, sdcl_tensor_numel (yt) * sizeof (gfloat), want,
+                       sdcl_tensor_numel (y) * sizeof (gfloat));
+    }
+  /* a text for another batch, or with the wrong features, is refused */
+  g_autoptr (SdclTensor) ctx2 = sdcl_concat (ctx, ctx, 2, &error);
+  g_autoptr (SdclUnetText) text2 = sdcl_unet_text_new (unet, ctx2, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) none = sdcl_unet_forward_text (unet, x, t, text2, &error);
+  g_assert_null (none);
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
+  g_clear_error (&error);
+  const gint64 short_ne[4] = { ctx->ne[0] - 1, ctx->ne[1], ctx->ne[2], ctx->ne[3] };
+  g_autoptr (SdclTensor) narrow = sdcl_tensor_view (ctx, short_ne, ctx->nb, 0, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclUnetText) text3 = sdcl_unet_text_new (unet, narrow, &error);
+  g_assert_null (text3);
+  g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
 }
 
 static void
