@@ -355,6 +355,17 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
 #if SDCL_GEMM_VW == 16
 #define GEMM_WIDE_N 64
 
+/* GELU with erf to 1.5e-7 absolute (Abramowitz and Stegun 7.1.26), as
+ * geglu_f32 in cl/elementwise.cl computes it */
+inline float16 gemm_gelu16 (float16 g)
+{
+  const float16 x = g * 0.70710678118654752f, a = fabs (x);
+  const float16 t = 1.0f / (1.0f + 0.3275911f * a);
+  const float16 poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f
+                       + t * (-1.453152027f + t * 1.061405429f))));
+  return 0.5f * g * (1.0f + copysign (1.0f - poly * exp (-a * a), x));
+}
+
 #define GEMM4_ACC_ROW(i)                                                     \
   float16 c##i##a = 0.0f, c##i##b = 0.0f, c##i##c = 0.0f, c##i##d = 0.0f
 #define GEMM4_ACC_DECL                                                       \
@@ -376,12 +387,16 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
     GEMM4_FMA_ROW (3, a3[k]); GEMM4_FMA_ROW (4, a4[k]); GEMM4_FMA_ROW (5, a5[k]); \
   } while (0)
 
-/* The tile's four panels of B */
+/* The tile's four panels of B; with GEGLU (flags & GEMM_GEGLU) the first
+ * two are the 32 columns n0.. of the hidden half and the last two the same
+ * columns of the gate half (from column F = N / 2, a multiple of 16) */
 #define GEMM4_B_PANELS(T)                                                    \
   const global T *bp0 = b + b_off + batch * b_batch + (n0 / 16) * b_panel;   \
-  const global T *bp1 = n0 + 16 < N ? bp0 + b_panel : bp0;                   \
-  const global T *bp2 = n0 + 32 < N ? bp0 + 2 * b_panel : bp0;               \
-  const global T *bp3 = n0 + 48 < N ? bp0 + 3 * b_panel : bp0
+  const global T *bp1 = n0 + 16 < n_cols ? bp0 + b_panel : bp0;              \
+  const global T *bp2 = geglu ? bp0 + (N / 32) * b_panel                     \
+                              : n0 + 32 < N ? bp0 + 2 * b_panel : bp0;       \
+  const global T *bp3 = geglu ? (n0 + 16 < n_cols ? bp2 + b_panel : bp2)     \
+                              : n0 + 48 < N ? bp0 + 3 * b_panel : bp0
 
 #define GEMM4_K_LOOP(LOADB)                                                  \
   for (int k = 0; k < K; k++)                                                \
@@ -413,7 +428,17 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
       gemm_store_vec (cp + i * ldc, n0 + 48, N, c##i##d);                    \
     }
 
-/* GEMM_EPILOGUE for the wide tile */
+/* GELU (erf) of the gate times the hidden values: the tile's 32 columns
+ * of GEGLU's output from its hidden (a, b) and gate (c, d) vectors */
+#define GEMM4_GEGLU_ROW(i)                                                   \
+  if (m0 + i < M)                                                            \
+    {                                                                        \
+      gemm_store_vec (cp + i * ldc, n0, n_cols, c##i##a * gemm_gelu16 (c##i##c)); \
+      gemm_store_vec (cp + i * ldc, n0 + 16, n_cols, c##i##b * gemm_gelu16 (c##i##d)); \
+    }
+
+/* GEMM_EPILOGUE for the wide tile; with GEGLU the bias of the gate's
+ * columns is at F + n0 and the output [F] wide */
 #define GEMM4_EPILOGUE                                                       \
   do {                                                                       \
     if (has_bias)                                                            \
@@ -421,13 +446,22 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
         float t[GEMM_WIDE_N];                                                \
         const global float *bb = bias + bias_off;                            \
         for (int j = 0; j < GEMM_WIDE_N; j++)                                \
-          t[j] = n0 + j < N ? bb[n0 + j] : 0.0f;                             \
+          {                                                                  \
+            const int col = !geglu ? n0 + j : j < 32 ? n0 + j : n_cols + n0 + j - 32; \
+            t[j] = (!geglu ? col < N : n0 + (j & 31) < n_cols) ? bb[col] : 0.0f; \
+          }                                                                  \
         const float16 ba = vload16 (0, t), bb_ = vload16 (1, t);             \
         const float16 bc = vload16 (2, t), bd = vload16 (3, t);              \
         GEMM4_BIAS_ROW (0) GEMM4_BIAS_ROW (1) GEMM4_BIAS_ROW (2)             \
         GEMM4_BIAS_ROW (3) GEMM4_BIAS_ROW (4) GEMM4_BIAS_ROW (5)             \
       }                                                                      \
     global float *cp = c + c_off + batch * c_batch + (long) m0 * ldc;        \
+    if (geglu)                                                               \
+      {                                                                      \
+        GEMM4_GEGLU_ROW (0) GEMM4_GEGLU_ROW (1) GEMM4_GEGLU_ROW (2)          \
+        GEMM4_GEGLU_ROW (3) GEMM4_GEGLU_ROW (4) GEMM4_GEGLU_ROW (5)          \
+        break;                                                               \
+      }                                                                      \
     if (accumulate)                                                          \
       {                                                                      \
         GEMM4_ACCUMULATE_ROW (0) GEMM4_ACCUMULATE_ROW (1) GEMM4_ACCUMULATE_ROW (2) \
@@ -474,7 +508,18 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
  * launch and the local buffer with the same width (product_tile_n() in
  * engine/ops-gemm.c).
  */
+/* flags of the product kernels: C += A·B, and GEGLU (16-wide tiles only:
+ * N = 2F columns of B, F a multiple of 16, give the F columns of
+ * hidden · gelu(gate), ldc >= F) */
+#define GEMM_ACCUMULATE 1
+#define GEMM_GEGLU      2
+
 #if SDCL_GEMM_VW == 16
+/* n_cols: the columns the tile's n0 runs over (F with GEGLU), n_step: its
+ * step (32 with GEGLU: hidden and gate columns in one tile) */
+#define GEMM_PROD_FLAGS                                                      \
+  const int accumulate = flags & GEMM_ACCUMULATE, geglu = flags & GEMM_GEGLU; \
+  const int n_cols = geglu ? N / 2 : N, n_step = geglu ? 32 : GEMM_WIDE_N
 #define GEMM_PROD_N            GEMM_WIDE_N
 #define GEMM_PROD_B_PANELS     GEMM4_B_PANELS
 #define GEMM_PROD_ACC_DECL     GEMM4_ACC_DECL
@@ -483,6 +528,8 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
 #define GEMM_PROD_WIDEN_ROW    GEMM4_WIDEN_ROW
 #define GEMM_PROD_EPILOGUE     GEMM4_EPILOGUE
 #else
+#define GEMM_PROD_FLAGS                                                      \
+  const int accumulate = flags & GEMM_ACCUMULATE, n_cols = N, n_step = GEMM_TILE_N
 #define GEMM_PROD_N            GEMM_TILE_N
 #define GEMM_PROD_B_PANELS     GEMM_B_PANELS
 #define GEMM_PROD_ACC_DECL     GEMM_ACC_DECL
@@ -498,11 +545,12 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
 kernel void name (global const float *a, ulong a_off, long lda, long a_batch, int M, int K, \
           global const T *b, ulong b_off, long ldb, long b_batch, long b_panel, int N, \
           global const float *bias, ulong bias_off, int has_bias,           \
-          global float *c, ulong c_off, long ldc, long c_batch, int accumulate) \
+          global float *c, ulong c_off, long ldc, long c_batch, int flags)   \
 {                                                                            \
-  const int n0 = get_global_id (0) * GEMM_PROD_N, m0 = get_global_id (1) * GEMM_TM; \
+  GEMM_PROD_FLAGS;                                                           \
+  const int n0 = get_global_id (0) * n_step, m0 = get_global_id (1) * GEMM_TM; \
   const int batch = get_global_id (2);                                       \
-  if (n0 >= N || m0 >= M)                                                    \
+  if (n0 >= n_cols || m0 >= M)                                               \
     return;                                                                  \
   GEMM_A_ROWS;                                                               \
   GEMM_PROD_B_PANELS (T);                                                    \
@@ -524,12 +572,13 @@ GEMM_PROD_KERNEL (gemm_f16, half, GEMM_LOAD_F16)
 kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a_batch, int M,
           int K, global const half *b, ulong b_off, long ldb, long b_batch, long b_panel, int N,
           global const float *bias, ulong bias_off, int has_bias,
-          global float *c, ulong c_off, long ldc, long c_batch, int accumulate,
+          global float *c, ulong c_off, long ldc, long c_batch, int flags,
           local float *bl)
 {
-  const int n0 = get_global_id (0) * GEMM_PROD_N, m0 = get_global_id (1) * GEMM_TM;
+  GEMM_PROD_FLAGS;
+  const int n0 = get_global_id (0) * n_step, m0 = get_global_id (1) * GEMM_TM;
   const int batch = get_global_id (2);
-  if (n0 < N)
+  if (n0 < n_cols)
     {
       GEMM_PROD_B_PANELS (half);
       const int per = (K + get_local_size (1) - 1) / get_local_size (1);
@@ -538,7 +587,7 @@ kernel void gemm_f16_local (global const float *a, ulong a_off, long lda, long a
         GEMM_PROD_WIDEN_ROW (k);
     }
   barrier (CLK_LOCAL_MEM_FENCE);
-  if (n0 >= N || m0 >= M)
+  if (n0 >= n_cols || m0 >= M)
     return;
   GEMM_A_ROWS;
   GEMM_PROD_ACC_DECL;

@@ -764,6 +764,53 @@ linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, S
                                        error);
 }
 
+/* The product kernels' GEGLU flag (GEMM_GEGLU in cl/gemm.cl), passed where
+ * they take `accumulate` (GEMM_ACCUMULATE is TRUE). */
+#define GEMM_FLAG_GEGLU 2
+
+/* Whether sdcl_linear_geglu forms GEGLU in the product's output (the
+ * 16-wide product kernels on CPUs, hidden and gate halves of whole panels;
+ * SDCL_GEGLU_FUSED=0 turns it off, for tests). */
+static gboolean
+geglu_fuses (SdclEngine *engine, gint64 N)
+{
+  return !sdcl_engine_device (engine)->is_gpu && sdcl_engine_gemm_width (engine) == 16
+         && !gemm_tiled (engine) && N % 32 == 0
+         && g_strcmp0 (g_getenv ("SDCL_GEGLU_FUSED"), "0") != 0;
+}
+
+SdclTensor *
+sdcl_linear_geglu (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                   GError **error)
+{
+  if (!linear_check (x, w, error))
+    return NULL;
+  const gint64 N = w->ne[0], K = w->ne[1], F = N / 2;
+  const gint64 M = x->ne[1] * x->ne[2] * x->ne[3];
+  const gint ranges = M <= LINEAR_LOCAL_MAX_ROWS ? local_k_ranges (x->engine, w, M, K) : 0;
+  if (!geglu_fuses (x->engine, N) || ranges > 1)
+    {
+      g_autoptr (SdclTensor) h = sdcl_linear (x, w, bias, error);
+      return h ? sdcl_geglu (h, error) : NULL;
+    }
+  const glong ldw = packed_ldw (w, 1);
+  glong lda;
+  g_autoptr (SdclTensor) xr = rows_of (x, &lda, error);
+  g_autoptr (SdclTensor) br = xr && bias ? bias_of (bias, N, "linear", error) : NULL;
+  const gint64 ne[4] = { F, x->ne[1], x->ne[2], x->ne[3] };
+  g_autoptr (SdclTensor) y = xr && (br || !bias)
+                             ? sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error) : NULL;
+  if (!y)
+    return NULL;
+  /* the same choice of kernel as linear_into */
+  if (M < PACK_MIN_ROWS || ranges == 1)
+    return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, F, 0, 1,
+                        GEMM_FLAG_GEGLU, error) ? g_steal_pointer (&y) : NULL;
+  g_autoptr (SdclTensor) packed = pack_panels (w, ldw, 1, 0, K, ldw, 1, error);
+  return packed && launch_gemm_packed (xr, lda, 0, M, packed, N, br, y, F, 0, 1,
+                                       GEMM_FLAG_GEGLU, error) ? g_steal_pointer (&y) : NULL;
+}
+
 SdclTensor *
 sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, GError **error)
 {

@@ -138,6 +138,12 @@ typedef enum
 SdclTensor *sdcl_unary (const SdclTensor *x, SdclUnary op, GError **error);
 /* x [2F, ...] -> hidden·gelu(gate) [F, ...], hidden the first half of ne0. */
 SdclTensor *sdcl_geglu (const SdclTensor *x, GError **error);
+/* sdcl_geglu (sdcl_linear (x, w, bias)), formed where the product writes
+ * its output when the device's kernels can (the hidden and gate halves of
+ * w's output features in the same tile), so the 2F-wide product is never
+ * stored. */
+SdclTensor *sdcl_linear_geglu (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias,
+                               GError **error);
 
 typedef enum
 {

@@ -245,8 +245,7 @@ transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor
   /* GEGLU feed-forward */
   {
     g_autoptr (SdclTensor) a = sdcl_layer_norm (h, t->ln3.w, t->ln3.b, 1e-5f, error);
-    g_autoptr (SdclTensor) f = a ? sdcl_linear (a, t->ff1.w, t->ff1.b, error) : NULL;
-    g_autoptr (SdclTensor) g = f ? sdcl_geglu (f, error) : NULL;
+    g_autoptr (SdclTensor) g = a ? sdcl_linear_geglu (a, t->ff1.w, t->ff1.b, error) : NULL;
     if (!g || !sdcl_linear_accumulate (g, t->ff2.w, t->ff2.b, h, error))
       return NULL;
   }

@@ -940,6 +940,51 @@ test_matmul_tiled (void)
   g_unsetenv ("SDCL_GEMM_TILED");
 }
 
+/* Seeded inputs of a linear layer, x [K, M] · w [N, K] + b [N]: x from
+ * seed, w (values exact in f16, scaled by w_gain / sqrt(K)) from seed + 10,
+ * b from seed + 20; the host values and the tensors (w stored as wtype). */
+typedef struct
+{
+  gfloat     *xv, *w, *bv;
+  SdclTensor *x, *wt, *b;
+} LinearInputs;
+
+static void
+linear_inputs_init (LinearInputs *li, guint32 seed, gint64 M, gint64 K, gint64 N, gdouble w_gain,
+                    gfloat b_scale, SdclDtype wtype)
+{
+  g_autoptr (GError) error = NULL;
+  const gint64 xne[4] = { K, M, 1, 1 }, bne[4] = { N, 1, 1, 1 };
+  li->xv = sdcl_test_seeded (seed, K * M, 1.0f, 0.0f);
+  li->w = seeded_f16 (seed + 10, N * K, (gfloat) (w_gain / sqrt ((double) K)));
+  li->bv = sdcl_test_seeded (seed + 20, N, b_scale, 0.0f);
+  li->x = upload (li->xv, xne, SDCL_DTYPE_F32);
+  li->b = upload (li->bv, bne, SDCL_DTYPE_F32);
+  li->wt = sdcl_linear_weight_new (engine, wtype, li->w, N, K, &error);
+  g_assert_no_error (error);
+}
+
+static void
+linear_inputs_clear (LinearInputs *li)
+{
+  g_free (li->xv);
+  g_free (li->w);
+  g_free (li->bv);
+  sdcl_tensor_free (li->x);
+  sdcl_tensor_free (li->wt);
+  sdcl_tensor_free (li->b);
+}
+
+/* Row m, output feature n of x·wᵀ, plus b[n] with `bias`, in double. */
+static gdouble
+linear_ref (const LinearInputs *li, gint64 K, gint64 m, gint64 n, gboolean bias)
+{
+  gdouble acc = bias ? li->bv[n] : 0.0;
+  for (gint64 k = 0; k < K; k++)
+    acc += (gdouble) li->xv[m * K + k] * li->w[n * K + k];
+  return acc;
+}
+
 /* f16 weights times few rows (13 to 95: the text encoder's 77 tokens; 128
  * to 2048: the UNet's small levels), the product CPUs run with the weight
  * widened in local memory per group (gemm_f16_local, groups of up to 32
@@ -962,18 +1007,12 @@ test_few_rows_f16 (void)
     {
       const gint64 M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
       g_autoptr (GError) error = NULL;
-      const gint64 xne[4] = { K, M, 1, 1 }, bne[4] = { N, 1, 1, 1 };
-      g_autofree gfloat *xv = sdcl_test_seeded (30 + s, K * M, 1.0f, 0.0f);
-      g_autofree gfloat *w = seeded_f16 (40 + s, N * K, (gfloat) (1.0 / sqrt ((double) K)));
-      g_autofree gfloat *bv = sdcl_test_seeded (50 + s, N, 0.1f, 0.0f);
-      g_autoptr (SdclTensor) x = upload (xv, xne, SDCL_DTYPE_F32);
-      g_autoptr (SdclTensor) b = upload (bv, bne, SDCL_DTYPE_F32);
-      g_autoptr (SdclTensor) wt = sdcl_linear_weight_new (engine, SDCL_DTYPE_F16, w, N, K, &error);
-      g_assert_no_error (error);
-      g_autoptr (SdclTensor) y = sdcl_linear (x, wt, b, &error);
+      LinearInputs li;
+      linear_inputs_init (&li, 30 + s, M, K, N, 1.0, 0.1f, SDCL_DTYPE_F16);
+      g_autoptr (SdclTensor) y = sdcl_linear (li.x, li.wt, li.b, &error);
       g_assert_no_error (error);
       g_setenv ("SDCL_GEMM_LOCAL", "0", TRUE);
-      g_autoptr (SdclTensor) y0 = sdcl_linear (x, wt, b, &error);
+      g_autoptr (SdclTensor) y0 = sdcl_linear (li.x, li.wt, li.b, &error);
       g_unsetenv ("SDCL_GEMM_LOCAL");
       g_assert_no_error (error);
       g_autofree gfloat *got = sdcl_tensor_read_f32 (y, &error);
@@ -982,18 +1021,14 @@ test_few_rows_f16 (void)
       g_autofree gfloat *want = g_new (gfloat, M * N);
       for (gint64 m = 0; m < M; m++)
         for (gint64 n = 0; n < N; n++)
-          {
-            gdouble acc = bv[n];
-            for (gint64 k = 0; k < K; k++)
-              acc += (gdouble) xv[m * K + k] * w[n * K + k];
-            want[m * N + n] = (gfloat) acc;
-          }
+          want[m * N + n] = (gfloat) linear_ref (&li, K, m, n, TRUE);
       g_autofree gchar *name = g_strdup_printf ("%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
                                                 " · %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT,
                                                 M, K, K, N);
       sdcl_test_assert_close (name, got, want, M * N, TOL_REL, TOL_NMSE);
       if (!shapes[s][3])
         g_assert_cmpmem (got, M * N * sizeof (gfloat), got0, M * N * sizeof (gfloat));
+      linear_inputs_clear (&li);
     }
 }
 
@@ -1002,6 +1037,50 @@ test_few_rows_f16 (void)
  * on both sides of PACK_MIN_ROWS (the unpacked and packed paths, and the
  * local-widening kernel), N off the tile width, a batch dimension; and a
  * sum whose shape or layout does not fit is refused, unchanged. */
+/* GEGLU formed in the product's output (sdcl_linear_geglu) against the
+ * product then GEGLU computed here in double precision: rows below the
+ * packing threshold, rows widened per group, packed f32 panels; F a
+ * multiple of 32, of 16 (a tile half past F), not of 16 (not fused), no
+ * bias; f16 and f32 weights. */
+static void
+test_linear_geglu (void)
+{
+  static const gint64 shapes[][4] = {   /* M, K, F, bias */
+    { 7, 64, 64, 1 }, { 77, 96, 48, 1 }, { 300, 64, 80, 0 }, { 2100, 40, 96, 1 },
+    { 50, 32, 20, 1 },
+  };
+  for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
+    for (gint f16 = 0; f16 < 2; f16++)
+      {
+        const gint64 M = shapes[s][0], K = shapes[s][1], F = shapes[s][2], N = 2 * F;
+        const gboolean bias = shapes[s][3];
+        g_autoptr (GError) error = NULL;
+        LinearInputs li;
+        linear_inputs_init (&li, 110 + s, M, K, N, 1.5, 0.3f,
+                            f16 ? SDCL_DTYPE_F16 : SDCL_DTYPE_F32);
+        g_autoptr (SdclTensor) y = sdcl_linear_geglu (li.x, li.wt, bias ? li.b : NULL, &error);
+        g_assert_no_error (error);
+        g_assert_cmpint (y->ne[0], ==, F);
+        g_assert_cmpint (y->ne[1], ==, M);
+        g_autofree gfloat *got = sdcl_tensor_read_f32 (y, &error);
+        g_assert_no_error (error);
+        g_autofree gfloat *want = g_new (gfloat, M * F);
+        for (gint64 m = 0; m < M; m++)
+          for (gint64 n = 0; n < F; n++)
+            {
+              const gdouble h = linear_ref (&li, K, m, n, bias);
+              const gdouble g = linear_ref (&li, K, m, F + n, bias);
+              want[m * F + n] = (gfloat) (h * 0.5 * g * (1.0 + erf (g / sqrt (2.0))));
+            }
+        g_autofree gchar *name = g_strdup_printf ("geglu (%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                                                  " · %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                                                  ", %s%s)", M, K, K, N, f16 ? "f16" : "f32",
+                                                  bias ? "" : ", no bias");
+        sdcl_test_assert_close (name, got, want, M * F, TOL_REL, TOL_NMSE);
+        linear_inputs_clear (&li);
+      }
+}
+
 static void
 test_linear_accumulate (void)
 {
@@ -1298,6 +1377,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/matmul/few-rows-f16", test_few_rows_f16);
   g_test_add_func ("/ops/matmul/tiled", test_matmul_tiled);
   g_test_add_func ("/ops/linear/accumulate", test_linear_accumulate);
+  g_test_add_func ("/ops/linear/geglu", test_linear_geglu);
   g_test_add_func ("/ops/conv/f16-local-weights", test_conv_local_weights);
   g_test_add_data_func ("/ops/matmul/linear-f16-bias", "linear_f16_bias", run_linear);
   g_test_add_data_func ("/ops/matmul/linear-f32-bias", "linear_f32_bias", run_linear);
