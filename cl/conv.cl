@@ -1,9 +1,12 @@
 /* conv.cl — 2-D convolution as an implicit GEMM (no im2col buffer), with
- * the same register tile as cl/gemm.cl: a work-item computes 6 output
- * pixels (GEMM's rows, M = N·Ho·Wo) times 16 output channels (two float8)
- * or 32 (two float16, where SDCL_GEMM_VW is 16). K runs over (ky, kx, ci),
- * ci innermost; per k the work-item loads the tile's weights as two
- * vectors and broadcasts the 6 input pixels under the tap: 12 FMAs.
+ * the same register tile as cl/gemm.cl's products: a work-item computes 6
+ * output pixels (GEMM's rows, M = N·Ho·Wo) times 16 output channels (two
+ * float8) or 64 (four float16, where SDCL_GEMM_VW is 16). K runs over (ky,
+ * kx, ci), ci innermost; per k the work-item loads the tile's weights as
+ * two or four vectors and broadcasts the 6 input pixels under the tap: 12
+ * or 24 FMAs. bench-ops, 1280 -> 1280 channels at 8x8 x2 (15 blocks of
+ * input channels), five runs of each build in turns: 6 x 32 tiles median
+ * 34.8 ms, 6 x 64 28.6 ms; 320 channels at stride 2, 44.0 -> 39.5 ms.
  *
  * The input is first copied (conv_pack_*) into a zero-padded buffer with
  * channels innermost, [C, Wp, Hp, N], so that for each tap the 6 pixels'
@@ -36,7 +39,14 @@ typedef float8 conv_v;
 #define CONV_STORE_V(v, p) vstore8 ((v), 0, (p))
 #endif
 #define CONV_VW SDCL_GEMM_VW
-#define CONV_TN (2 * CONV_VW)
+/* vectors per tile row: four float16 (64 output channels) on AVX-512, as
+ * cl/gemm.cl's products, else two */
+#if SDCL_GEMM_VW == 16
+#define CONV_NV 4
+#else
+#define CONV_NV 2
+#endif
+#define CONV_TN (CONV_NV * CONV_VW)
 
 /* See cl/gemm.cl: the prefetch hint for the weight widening, and fma()
  * where it is one instruction, else mad(). */
@@ -135,25 +145,72 @@ kernel void conv_im2col (global const float *xp, int Wp, int Hp, int Cin, int ks
   vstore4 (vload4 (0, src), 0, a + (long) m * K + k4);
 }
 
-#define CONV_ACC_DECL                                                        \
-  conv_v c0a = 0.0f, c0b = 0.0f, c1a = 0.0f, c1b = 0.0f, c2a = 0.0f,        \
-         c2b = 0.0f, c3a = 0.0f, c3b = 0.0f, c4a = 0.0f, c4b = 0.0f,        \
-         c5a = 0.0f, c5b = 0.0f
-
+/* Row i's accumulators, its FMAs with the tap's weight vectors b0.., and
+ * its moves to and from a private row t of CONV_TN floats (epilogues). The
+ * weight vectors past ldw read the first again (bK_off 0; computed, never
+ * stored). */
+#if CONV_NV == 4
+#define CONV_ROW_DECL(i)                                                     \
+  conv_v c##i##a = 0.0f, c##i##b = 0.0f, c##i##c = 0.0f, c##i##d = 0.0f
+#define CONV_FMA_ROW(i, s)                                                   \
+  do {                                                                       \
+    const conv_v s8_ = (conv_v) (s);                                         \
+    c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                   \
+    c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                   \
+    c##i##c = SDCL_FMA (s8_, b2, c##i##c);                                   \
+    c##i##d = SDCL_FMA (s8_, b3, c##i##d);                                   \
+  } while (0)
+#define CONV_LOAD_B(LOADB, p)                                                \
+  const conv_v b0 = LOADB (0, p), b1 = LOADB (b1_off, p);                    \
+  const conv_v b2 = LOADB (b2_off, p), b3 = LOADB (b3_off, p)
+#define CONV_B_OFFSETS                                                       \
+  const int b1_off = n0 + CONV_VW < ldw ? CONV_VW : 0;                       \
+  const int b2_off = n0 + 2 * CONV_VW < ldw ? 2 * CONV_VW : 0;               \
+  const int b3_off = n0 + 3 * CONV_VW < ldw ? 3 * CONV_VW : 0
+#define CONV_ROW_TO_T(i, t)                                                  \
+  {                                                                          \
+    CONV_STORE_V (c##i##a, t); CONV_STORE_V (c##i##b, t + CONV_VW);          \
+    CONV_STORE_V (c##i##c, t + 2 * CONV_VW); CONV_STORE_V (c##i##d, t + 3 * CONV_VW); \
+  }
+#define CONV_ROW_ADD_T(i, t)                                                 \
+  {                                                                          \
+    c##i##a += CONV_LOAD_V_F32 (0, t); c##i##b += CONV_LOAD_V_F32 (CONV_VW, t); \
+    c##i##c += CONV_LOAD_V_F32 (2 * CONV_VW, t);                             \
+    c##i##d += CONV_LOAD_V_F32 (3 * CONV_VW, t);                             \
+  }
+#else
+#define CONV_ROW_DECL(i) conv_v c##i##a = 0.0f, c##i##b = 0.0f
 #define CONV_FMA_ROW(i, s)                                                   \
   do {                                                                       \
     const conv_v s8_ = (conv_v) (s);                                         \
     c##i##a = SDCL_FMA (s8_, b0, c##i##a);                                   \
     c##i##b = SDCL_FMA (s8_, b1, c##i##b);                                   \
   } while (0)
+#define CONV_LOAD_B(LOADB, p)                                                \
+  const conv_v b0 = LOADB (0, p), b1 = LOADB (b1_off, p)
+#define CONV_B_OFFSETS                                                       \
+  const int b1_off = n0 + CONV_VW < ldw ? CONV_VW : 0
+#define CONV_ROW_TO_T(i, t)                                                  \
+  { CONV_STORE_V (c##i##a, t); CONV_STORE_V (c##i##b, t + CONV_VW); }
+#define CONV_ROW_ADD_T(i, t)                                                 \
+  { c##i##a += CONV_LOAD_V_F32 (0, t); c##i##b += CONV_LOAD_V_F32 (CONV_VW, t); }
+#endif
+
+#define CONV_ACC_DECL                                                        \
+  CONV_ROW_DECL (0); CONV_ROW_DECL (1); CONV_ROW_DECL (2);                   \
+  CONV_ROW_DECL (3); CONV_ROW_DECL (4); CONV_ROW_DECL (5)
+
+#define CONV_ROWS_ADD_T(t)                                                   \
+  CONV_ROW_ADD_T (0, t) CONV_ROW_ADD_T (1, t) CONV_ROW_ADD_T (2, t)          \
+  CONV_ROW_ADD_T (3, t) CONV_ROW_ADD_T (4, t) CONV_ROW_ADD_T (5, t)
 
 /* One tap (ky, kx): weights for the tile's output channels, 6 pixels. The
- * second vector starts b1_off after the first: CONV_VW, or 0 where the
- * packed rows (a multiple of 16 wide) end inside a float16 tile (the copy
- * is computed, never stored). */
+ * later vectors start bK_off after the first: K · CONV_VW, or 0 where the
+ * packed rows (a multiple of 16 wide) end before them (the copy is
+ * computed, never stored). */
 #define CONV_TAP(LOADB, off)                                                 \
   do {                                                                       \
-    const conv_v b0 = LOADB (0, bp), b1 = LOADB (b1_off, bp);                \
+    CONV_LOAD_B (LOADB, bp);                                                 \
     bp += ldw;                                                               \
     const long o_ = (off);                                                   \
     CONV_FMA_ROW (0, x0[o_]); CONV_FMA_ROW (1, x1[o_]);                      \
@@ -170,12 +227,11 @@ kernel void conv_im2col (global const float *xp, int Wp, int Hp, int Cin, int ks
   const global float *x##i = xp + xp_off                                     \
     + (((long) img##i * Hp + oy##i * stride) * Wp + ox##i * stride) * Cin
 
+/* The row t of the tile's channels n0.. (those below Cout) at pixel y,
+ * one plane of HoWo apart per channel. */
 inline void
-conv_store_pixel (global float *y, long HoWo, int n0, int Cout, conv_v va, conv_v vb)
+conv_store_pixel (global float *y, long HoWo, int n0, int Cout, const float *t)
 {
-  float t[CONV_TN];
-  CONV_STORE_V (va, t);
-  CONV_STORE_V (vb, t + CONV_VW);
   const int n = min (CONV_TN, Cout - n0);
   for (int j = 0; j < n; j++)
     y[(long) (n0 + j) * HoWo] = t[j];
@@ -183,28 +239,34 @@ conv_store_pixel (global float *y, long HoWo, int n0, int Cout, conv_v va, conv_
 
 #define CONV_STORE(i)                                                        \
   if (m0 + i < M)                                                            \
-    conv_store_pixel (y + y_off + (long) img##i * Cout * HoWo + r##i, HoWo,  \
-                      n0, Cout, c##i##a, c##i##b)
+    {                                                                        \
+      float t_[CONV_TN];                                                     \
+      CONV_ROW_TO_T (i, t_);                                                 \
+      conv_store_pixel (y + y_off + (long) img##i * Cout * HoWo + r##i, HoWo, \
+                        n0, Cout, t_);                                       \
+    }
 
-/* Starts row i of the tile from what earlier channel blocks stored. */
+/* The tile's channels at pixel y into t (zero past Cout). */
 inline void
-conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va, conv_v *vb)
+conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, float *t)
 {
-  float t[CONV_TN];
   for (int j = 0; j < CONV_TN; j++)
     t[j] = n0 + j < Cout ? y[(long) (n0 + j) * HoWo] : 0.0f;
-  *va = CONV_LOAD_V_F32 (0, t);
-  *vb = CONV_LOAD_V_F32 (CONV_VW, t);
 }
 
+/* Starts row i of the tile from what earlier channel blocks stored. */
 #define CONV_LOAD(i)                                                         \
-  conv_load_pixel (y + y_off + (long) img##i * Cout * HoWo + r##i, HoWo,     \
-                   n0, Cout, &c##i##a, &c##i##b)
+  {                                                                          \
+    float t_[CONV_TN];                                                       \
+    conv_load_pixel (y + y_off + (long) img##i * Cout * HoWo + r##i, HoWo,   \
+                     n0, Cout, t_);                                          \
+    CONV_ROW_ADD_T (i, t_);                                                  \
+  }
 
 /* The tile's start: its 6 pixels and its accumulators, from zero or from
  * y (accumulate: an earlier channel block's partial sums). */
 #define CONV_TILE_START                                                      \
-  const int b1_off = n0 + CONV_VW < ldw ? CONV_VW : 0;                       \
+  CONV_B_OFFSETS;                                                            \
   CONV_PIXEL (0); CONV_PIXEL (1); CONV_PIXEL (2);                            \
   CONV_PIXEL (3); CONV_PIXEL (4); CONV_PIXEL (5);                            \
   CONV_ACC_DECL;                                                             \
@@ -214,28 +276,26 @@ conv_load_pixel (const global float *y, long HoWo, int n0, int Cout, conv_v *va,
       CONV_LOAD (3); CONV_LOAD (4); CONV_LOAD (5);                           \
     }
 
-/* The tile's channels n0.. of a per-channel vector p (zero past Cout). */
+/* The tile's channels n0.. of a per-channel vector p into t (zero past
+ * Cout). */
 inline void
-conv_load_channels (const global float *p, int n0, int Cout, conv_v *va, conv_v *vb)
+conv_load_channels (const global float *p, int n0, int Cout, float *t)
 {
-  float t[CONV_TN];
   for (int j = 0; j < CONV_TN; j++)
     t[j] = n0 + j < Cout ? p[n0 + j] : 0.0f;
-  *va = CONV_LOAD_V_F32 (0, t);
-  *vb = CONV_LOAD_V_F32 (CONV_VW, t);
 }
 
 /* Row i's add (add_mode 1: a value per channel and image, add [Cout, N];
  * 2: a residual laid out as y, which add may be). */
 #define CONV_ADD(i)                                                          \
   {                                                                          \
-    conv_v a_, b_;                                                           \
+    float t_[CONV_TN];                                                       \
     if (add_mode == 1)                                                       \
-      conv_load_channels (add + add_off + (long) img##i * Cout, n0, Cout, &a_, &b_); \
+      conv_load_channels (add + add_off + (long) img##i * Cout, n0, Cout, t_); \
     else                                                                     \
       conv_load_pixel (add + add_off + (long) img##i * Cout * HoWo + r##i, HoWo, \
-                       n0, Cout, &a_, &b_);                                  \
-    c##i##a += a_; c##i##b += b_;                                            \
+                       n0, Cout, t_);                                        \
+    CONV_ROW_ADD_T (i, t_);                                                  \
   }
 
 /* The tile's end: the bias (has_bias), then what is added (add_mode, after
@@ -243,10 +303,9 @@ conv_load_channels (const global float *p, int n0, int Cout, conv_v *va, conv_v 
 #define CONV_TILE_END                                                        \
   if (has_bias)                                                              \
     {                                                                        \
-      conv_v ba, bv;                                                         \
-      conv_load_channels (bias + bias_off, n0, Cout, &ba, &bv);              \
-      c0a += ba; c1a += ba; c2a += ba; c3a += ba; c4a += ba; c5a += ba;      \
-      c0b += bv; c1b += bv; c2b += bv; c3b += bv; c4b += bv; c5b += bv;      \
+      float t_[CONV_TN];                                                     \
+      conv_load_channels (bias + bias_off, n0, Cout, t_);                    \
+      CONV_ROWS_ADD_T (t_);                                                  \
     }                                                                        \
   if (add_mode)                                                              \
     {                                                                        \
@@ -318,7 +377,7 @@ conv_load_channels (const global float *p, int n0, int Cout, conv_v *va, conv_v 
         const long tap = ((long) ky * Wp + kx) * Cin;                        \
         for (int ci = c_lo; ci < c_hi; ci++)                                 \
           {                                                                  \
-            const conv_v b0 = CONV_LOAD_V_F32 (0, bp), b1 = CONV_LOAD_V_F32 (b1_off, bp); \
+            CONV_LOAD_B (CONV_LOAD_V_F32, bp);                               \
             bp += lwn;                                                       \
             const long o_ = tap + ci;                                        \
             CONV_FMA_ROW (0, x0[o_]); CONV_FMA_ROW (1, x1[o_]);              \

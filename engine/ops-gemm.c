@@ -108,8 +108,9 @@ gemm_tiled (SdclEngine *engine)
 }
 
 /* Columns per work-item of the product kernels (gemm_f16, gemm_f16_local,
- * gemm_f32 in cl/gemm.cl): four vectors where they are 16 wide (6 x 64
- * tiles), else two. The convolution and Winograd kernels keep two. */
+ * gemm_f32 in cl/gemm.cl) and of the direct convolution (cl/conv.cl): four
+ * vectors where they are 16 wide (6 x 64 tiles), else two. The Winograd
+ * products keep two. */
 static gint64
 product_tile_n (SdclEngine *engine)
 {
@@ -1374,12 +1375,16 @@ conv2d_full (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, g
                                                    error);
   if (!y)
     return NULL;
-  const gint64 tile_n = 2 * sdcl_engine_gemm_width (x->engine);
+  /* the product kernels' tile width (cl/conv.cl: CONV_TN), and column
+     tiles per group so that a group spans CONV_WG_N tiles of two vectors */
+  const gint64 tile_n = product_tile_n (x->engine);
+  const gint wg_n = MAX (1, CONV_WG_N * 2 * (gint) sdcl_engine_gemm_width (x->engine)
+                            / (gint) tile_n);
   const gint64 per_block = (Cin + blocks - 1) / blocks;
   /* f16 weights times a moderate number of rows on CPUs: each group widens
      its columns of the block into local memory (conv*_f16_local) instead
      of reading a widened copy of the whole weight made per call */
-  const gint lwn = CONV_WG_N * tile_n;
+  const gint lwn = wg_n * tile_n;
   const gsize lw_bytes = (gsize) kh * kw * per_block * lwn * sizeof (gfloat);
   const gboolean local_w = M <= LOCAL_MAX_ROWS
                            && widen_in_local (x->engine, w, M, lw_bytes, "SDCL_CONV_LOCAL");
@@ -1392,7 +1397,7 @@ conv2d_full (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, g
      per 8 row tiles */
   const gint64 row_tiles = (M + GEMM_TM - 1) / GEMM_TM;
   const gint wg_m = local_w ? (gint) MIN (row_tiles, LOCAL_WG_M) : CONV_WG_M;
-  const gsize local[3] = { CONV_WG_N, wg_m, 1 };
+  const gsize local[3] = { wg_n, wg_m, 1 };
   const gsize global[3] = {
     sdcl_round_up ((Cout + tile_n - 1) / tile_n, local[0]),
     sdcl_round_up (row_tiles, local[1]),
