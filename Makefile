@@ -16,7 +16,8 @@
 #   make screenshot   the plug-in's dialog in GIMP under Xvfb: docs/dialog-inpaint.png
 #   make bench        op speed on the SD 1.5 shapes, next to OpenBLAS sgemm; full-size
 #                     text encoder, UNet and VAE on random SD 1.5 weights (made once);
-#                     txt2img 512x512 and 256x256, 20 Euler steps, CFG 7.5 (bench-pipeline);
+#                     txt2img 512x512 and 256x256, BENCH_STEPS Euler steps, CFG 7.5
+#                     (bench-pipeline);
 #                     then `bench-peer` on the host: the same txt2img in diffusers taking
 #                     turns with the engine's, and bench-ops' op shapes in PyTorch
 #                     (tests/bench-peer-ops.py); last, both side by side with the ratios the
@@ -41,9 +42,11 @@ SUITE      ?=
 MESON_OPTS ?=
 PEER_PYTHON ?= $(HOME)/.cache/sdcl-venv/bin/python
 # txt2img steps per size in bench-engine and bench-peer: seconds per step are
-# the mean of the steps after the first, so a few give the figure; 20 for a
-# whole image's total
-BENCH_STEPS ?= 6
+# the mean of the steps after the first; 10 give nine pairs of steps taken in
+# turns, which this host's drift (single steps of the same code 0.72-0.98 of
+# the peer's in one run) needs for a ratio to 0.01-0.02; 20 for a whole
+# image's total
+BENCH_STEPS ?= 10
 
 NATIVE := $(shell pkg-config --exists gimp-3.0 2>/dev/null && echo yes)
 # how the host runs an engine binary (bench-peer's paced pair)
