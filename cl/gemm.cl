@@ -16,7 +16,8 @@
  * a group's columns once into local memory (cache on a CPU) for all its
  * row tiles. Where vectors are 16 wide (AVX-512) the three product
  * kernels take tiles of 6 x 64, four float16 (see "16-wide vectors"
- * below); the convolution and Winograd kernels keep two vectors.
+ * below), as does the direct convolution (cl/conv.cl); the Winograd
+ * products keep two vectors.
  *
  * Layouts (elements, innermost first as in engine/tensor.h):
  *   A  [K, M] rows of K, row stride lda, batch stride a_batch;

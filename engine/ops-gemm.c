@@ -716,12 +716,18 @@ linear_check (const SdclTensor *x, const SdclTensor *w, GError **error)
   return TRUE;
 }
 
-/* y = x·wᵀ + bias, or with `accumulate` y += x·wᵀ + bias; x and w passed
- * linear_check, y is [N, rows of x] f32 with rows of N (checked by the
- * callers). */
+/* The product kernels' flags (GEMM_ACCUMULATE, GEMM_GEGLU in cl/gemm.cl),
+ * passed where they take `accumulate`. */
+#define GEMM_FLAG_ACCUMULATE 1
+#define GEMM_FLAG_GEGLU      2
+
+/* y = x·wᵀ + bias; with GEMM_FLAG_ACCUMULATE y += x·wᵀ + bias; with
+ * GEMM_FLAG_GEGLU y = GEGLU of x·wᵀ + bias (where geglu_fuses, and K in one
+ * range: see sdcl_linear_geglu). x and w passed linear_check, y is [N (N /
+ * 2 with GEGLU), rows of x] contiguous f32 (checked by the callers). */
 static gboolean
 linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, SdclTensor *y,
-             gboolean accumulate, GError **error)
+             gint flags, GError **error)
 {
   const gint64 N = w->ne[0], K = w->ne[1];
   const glong ldw = packed_ldw (w, 1);
@@ -736,8 +742,9 @@ linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, S
      converts each weight once per block of 128 rows; on CPUs many rows
      read an f32 copy in panels */
   const gint ranges = M <= LINEAR_LOCAL_MAX_ROWS ? local_k_ranges (x->engine, w, M, K) : 0;
+  const gint64 ldy = y->ne[0];
   if (M < PACK_MIN_ROWS || gemm_tiled (x->engine) || ranges == 1)
-    return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, N, 0, 1, accumulate,
+    return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, ldy, 0, 1, flags,
                         error);
   if (ranges > 1)
     {
@@ -755,19 +762,16 @@ linear_into (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, S
           g_autoptr (SdclTensor) wv = av ? sdcl_tensor_view (w, w_ne, w->nb, k0 * w->nb[1], error)
                                          : NULL;
           if (!wv || !launch_gemm (x->engine, av, lda, 0, M, kc, wv, ldw, 0, N,
-                                   k0 == 0 ? br : NULL, y, N, 0, 1, k0 > 0 || accumulate, error))
+                                   k0 == 0 ? br : NULL, y, ldy, 0, 1,
+                                   k0 > 0 ? GEMM_FLAG_ACCUMULATE : flags, error))
             return FALSE;
         }
       return TRUE;
     }
   g_autoptr (SdclTensor) packed = pack_panels (w, ldw, 1, 0, K, ldw, 1, error);
-  return packed && launch_gemm_packed (xr, lda, 0, M, packed, N, br, y, N, 0, 1, accumulate,
+  return packed && launch_gemm_packed (xr, lda, 0, M, packed, N, br, y, ldy, 0, 1, flags,
                                        error);
 }
-
-/* The product kernels' GEGLU flag (GEMM_GEGLU in cl/gemm.cl), passed where
- * they take `accumulate` (GEMM_ACCUMULATE is TRUE). */
-#define GEMM_FLAG_GEGLU 2
 
 /* Whether sdcl_linear_geglu forms GEGLU in the product's output (the
  * 16-wide product kernels on CPUs, hidden and gate halves of whole panels;
@@ -786,30 +790,18 @@ sdcl_linear_geglu (const SdclTensor *x, const SdclTensor *w, const SdclTensor *b
 {
   if (!linear_check (x, w, error))
     return NULL;
-  const gint64 N = w->ne[0], K = w->ne[1], F = N / 2;
+  const gint64 N = w->ne[0], K = w->ne[1];
   const gint64 M = x->ne[1] * x->ne[2] * x->ne[3];
+  /* K in ranges sums partial products in y: GEGLU needs the whole sum */
   const gint ranges = M <= LINEAR_LOCAL_MAX_ROWS ? local_k_ranges (x->engine, w, M, K) : 0;
   if (!geglu_fuses (x->engine, N) || ranges > 1)
     {
       g_autoptr (SdclTensor) h = sdcl_linear (x, w, bias, error);
       return h ? sdcl_geglu (h, error) : NULL;
     }
-  const glong ldw = packed_ldw (w, 1);
-  glong lda;
-  g_autoptr (SdclTensor) xr = rows_of (x, &lda, error);
-  g_autoptr (SdclTensor) br = xr && bias ? bias_of (bias, N, "linear", error) : NULL;
-  const gint64 ne[4] = { F, x->ne[1], x->ne[2], x->ne[3] };
-  g_autoptr (SdclTensor) y = xr && (br || !bias)
-                             ? sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error) : NULL;
-  if (!y)
-    return NULL;
-  /* the same choice of kernel as linear_into */
-  if (M < PACK_MIN_ROWS || ranges == 1)
-    return launch_gemm (x->engine, xr, lda, 0, M, K, w, ldw, 0, N, br, y, F, 0, 1,
-                        GEMM_FLAG_GEGLU, error) ? g_steal_pointer (&y) : NULL;
-  g_autoptr (SdclTensor) packed = pack_panels (w, ldw, 1, 0, K, ldw, 1, error);
-  return packed && launch_gemm_packed (xr, lda, 0, M, packed, N, br, y, F, 0, 1,
-                                       GEMM_FLAG_GEGLU, error) ? g_steal_pointer (&y) : NULL;
+  const gint64 ne[4] = { N / 2, x->ne[1], x->ne[2], x->ne[3] };
+  g_autoptr (SdclTensor) y = sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error);
+  return y && linear_into (x, w, bias, y, GEMM_FLAG_GEGLU, error) ? g_steal_pointer (&y) : NULL;
 }
 
 SdclTensor *
@@ -819,7 +811,7 @@ sdcl_linear (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, G
     return NULL;
   const gint64 ne[4] = { w->ne[0], x->ne[1], x->ne[2], x->ne[3] };
   g_autoptr (SdclTensor) y = sdcl_tensor_new (x->engine, SDCL_DTYPE_F32, 4, ne, error);
-  return y && linear_into (x, w, bias, y, FALSE, error) ? g_steal_pointer (&y) : NULL;
+  return y && linear_into (x, w, bias, y, 0, error) ? g_steal_pointer (&y) : NULL;
 }
 
 gboolean
@@ -837,7 +829,7 @@ sdcl_linear_accumulate (const SdclTensor *x, const SdclTensor *w, const SdclTens
                             x, y);
       return FALSE;
     }
-  return linear_into (x, w, bias, y, TRUE, error);
+  return linear_into (x, w, bias, y, GEMM_FLAG_ACCUMULATE, error);
 }
 
 /* The batch stride (elements) of a 3-D operand whose dims 2 and 3 are
@@ -1046,6 +1038,14 @@ wino_weight_block (const SdclTensor *w, glong ldw, gint64 Cin, gint64 co0, gint6
                       SDCL_ARG_MEM (u->mem));
 }
 
+/* The output kernels' add_mode for add: 0 none, 1 a value per channel and
+ * image ([1, 1, Cout, N]), 2 a residual of the output's shape. */
+static gint
+conv_add_mode (const SdclTensor *add)
+{
+  return !add ? 0 : add->ne[0] * add->ne[1] == 1 ? 1 : 2;
+}
+
 static SdclTensor *
 conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTensor *bias,
                gint pad, gint64 Wo, gint64 Ho, const SdclTensor *add, SdclTensor *into,
@@ -1096,8 +1096,7 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
                              : sdcl_tensor_new_4d (engine, SDCL_DTYPE_F32, Wo, Ho, Cout, N, error);
   if (!y)
     return NULL;
-  /* wino_output's add_mode: a value per channel and image, or a residual */
-  const gint add_mode = !add ? 0 : add->ne[0] * add->ne[1] == 1 ? 1 : 2;
+  const gint add_mode = conv_add_mode (add);
 
   for (gint64 r0 = 0; r0 < rows; r0 += slice)
     {
@@ -1366,10 +1365,9 @@ conv2d_full (const SdclTensor *x, const SdclTensor *w, const SdclTensor *bias, g
       return into ? sdcl_tensor_view (into, into->ne, into->nb, 0, error) : g_steal_pointer (&yg);
     }
 
-  /* the last block adds add after its sum (the kernels' add_mode): a value
-     per channel and image, or a residual (into itself: each element is
+  /* the last block adds add after its sum (into itself: each element is
      read, then written, by one work-item) */
-  const gint add_mode = !add ? 0 : add->ne[0] * add->ne[1] == 1 ? 1 : 2;
+  const gint add_mode = conv_add_mode (add);
   g_autoptr (SdclTensor) y = into ? sdcl_tensor_view (into, into->ne, into->nb, 0, error)
                              : sdcl_tensor_new_4d (x->engine, SDCL_DTYPE_F32, Wo, Ho, Cout, N,
                                                    error);
