@@ -183,6 +183,27 @@ WINO_WEIGHT_KERNEL (wino_weight4_f16, half, WINO_WEIGHT4_BODY, vload_half4)
               t##k##0, t##k##1, t##k##2, t##k##3, t##k##4, t##k##5);         \
   }
 
+/* The same row for a tile inside the image with 8 channels, x contiguous
+ * along W (s0 == 1) and 8 pixels from ix0 in it: one vector load of 8
+ * pixels per channel (r<c>), then pixel j's 8 channels (r0.sj .. r7.sj),
+ * where the gather reads 48 scalars from 8 planes. */
+#define WINO_ROWS8_LOAD(LOADV8, k)                                           \
+  __typeof__ (x) rp_ = x + base + (long) (iy0 + k) * s1 + ix0;               \
+  const float8 r0_ = LOADV8 (0, rp_), r1_ = LOADV8 (0, rp_ + s2);            \
+  const float8 r2_ = LOADV8 (0, rp_ + 2 * s2), r3_ = LOADV8 (0, rp_ + 3 * s2); \
+  const float8 r4_ = LOADV8 (0, rp_ + 4 * s2), r5_ = LOADV8 (0, rp_ + 5 * s2); \
+  const float8 r6_ = LOADV8 (0, rp_ + 6 * s2), r7_ = LOADV8 (0, rp_ + 7 * s2)
+#define WINO_PIX8(j)                                                         \
+  (float8) (r0_.s##j, r1_.s##j, r2_.s##j, r3_.s##j, r4_.s##j, r5_.s##j, r6_.s##j, r7_.s##j)
+#define WINO_INPUT_ROW8(LOADV8, k)                                           \
+  float8 t##k##0, t##k##1, t##k##2, t##k##3, t##k##4, t##k##5;               \
+  {                                                                          \
+    WINO_ROWS8_LOAD (LOADV8, k);                                             \
+    WINO_BT6 (WINO_PIX8 (0), WINO_PIX8 (1), WINO_PIX8 (2), WINO_PIX8 (3),   \
+              WINO_PIX8 (4), WINO_PIX8 (5),                                  \
+              t##k##0, t##k##1, t##k##2, t##k##3, t##k##4, t##k##5);         \
+  }
+
 /* Stores the nc channels of o at p. */
 #define WINO_STORE_NC(o, p)                                                  \
   do {                                                                       \
@@ -219,7 +240,7 @@ WINO_WEIGHT_KERNEL (wino_weight4_f16, half, WINO_WEIGHT4_BODY, vload_half4)
  * tx, tile row r0 + r). Launch: global (ceil(C/8), tiles_w, rows). All
  * values are named, not arrays: PoCL keeps a work-item's arrays indexed
  * by loop counters in memory. */
-#define WINO_INPUT_BODY(LOAD)                                                \
+#define WINO_INPUT_BODY(LOAD, LOADV8)                                        \
   const int c0 = get_global_id (0) * 8, tx = get_global_id (1);              \
   const int r = r0 + get_global_id (2);                                      \
   if (c0 >= C || tx >= tiles_w || r >= r_end)                                \
@@ -228,11 +249,20 @@ WINO_WEIGHT_KERNEL (wino_weight4_f16, half, WINO_WEIGHT4_BODY, vload_half4)
   const int iy0 = ty * 4 - pad, ix0 = tx * 4 - pad;                          \
   const int nc = min (8, C - c0);                                            \
   const long base = x_off + (long) c0 * s2 + (long) n * s3;                  \
-  WINO_INPUT_ROW (LOAD, 0) WINO_INPUT_ROW (LOAD, 1) WINO_INPUT_ROW (LOAD, 2) \
-  WINO_INPUT_ROW (LOAD, 3) WINO_INPUT_ROW (LOAD, 4) WINO_INPUT_ROW (LOAD, 5) \
   const long t_idx = (long) (r - r0) * tiles_w + tx;                         \
   const long plane = (long) tiles * C;                                       \
   global float *dst = v + t_idx * C + c0;                                    \
+  if (nc == 8 && s0 == 1 && ix0 >= 0 && ix0 + 8 <= W && iy0 >= 0 && iy0 + 6 <= H) \
+    {                                                                        \
+      WINO_INPUT_ROW8 (LOADV8, 0) WINO_INPUT_ROW8 (LOADV8, 1)                \
+      WINO_INPUT_ROW8 (LOADV8, 2) WINO_INPUT_ROW8 (LOADV8, 3)                \
+      WINO_INPUT_ROW8 (LOADV8, 4) WINO_INPUT_ROW8 (LOADV8, 5)                \
+      WINO_INPUT_COL (0) WINO_INPUT_COL (1) WINO_INPUT_COL (2)               \
+      WINO_INPUT_COL (3) WINO_INPUT_COL (4) WINO_INPUT_COL (5)               \
+      return;                                                                \
+    }                                                                        \
+  WINO_INPUT_ROW (LOAD, 0) WINO_INPUT_ROW (LOAD, 1) WINO_INPUT_ROW (LOAD, 2) \
+  WINO_INPUT_ROW (LOAD, 3) WINO_INPUT_ROW (LOAD, 4) WINO_INPUT_ROW (LOAD, 5) \
   WINO_INPUT_COL (0) WINO_INPUT_COL (1) WINO_INPUT_COL (2)                   \
   WINO_INPUT_COL (3) WINO_INPUT_COL (4) WINO_INPUT_COL (5)
 
@@ -241,8 +271,8 @@ WINO_WEIGHT_KERNEL (wino_weight4_f16, half, WINO_WEIGHT4_BODY, vload_half4)
   int W, int H, int C, int N, int pad, int tiles_w, int tiles_h,             \
   int r0, int r_end, int tiles, global float *v
 
-kernel void wino_input_f32 (WINO_INPUT_ARGS (float)) { WINO_INPUT_BODY (WINO_LOAD_F32); }
-kernel void wino_input_f16 (WINO_INPUT_ARGS (half))  { WINO_INPUT_BODY (vload_half); }
+kernel void wino_input_f32 (WINO_INPUT_ARGS (float)) { WINO_INPUT_BODY (WINO_LOAD_F32, vload8); }
+kernel void wino_input_f16 (WINO_INPUT_ARGS (half))  { WINO_INPUT_BODY (vload_half, vload_half8); }
 
 /* Aᵀ applied on one side: m0..m5 -> o0..o3 (named values) */
 #define WINO_AT4(m0, m1, m2, m3, m4, m5, o0, o1, o2, o3)                     \
