@@ -27,39 +27,106 @@ kernel void NAME (global const SRC_T *src, ulong src_off,                    \
 COPY_KERNEL (copy_f32, float, src[s])
 COPY_KERNEL (copy_f16, half, vload_half (0, src + s))
 
+/* The same copy where dimensions 0 and 1 are contiguous on both sides
+ * (runs of ne0·ne1 elements, as in a part of a concatenation): each
+ * work-item moves 16 consecutive elements of a run with one vector load
+ * and store, where copy_f32 moves one through strided addressing. Grid
+ * (ceil(run / 16), ne2, ne3). */
+kernel void copy_runs_f32 (global const float *src, ulong src_off, long ss2, long ss3,
+                           global float *dst, ulong dst_off, long ds2, long ds3, int run)
+{
+  const int i = get_global_id (0) * 16;
+  if (i >= run)
+    return;
+  const long i2 = get_global_id (1), i3 = get_global_id (2);
+  const global float *s = src + src_off + i2 * ss2 + i3 * ss3 + i;
+  global float *d = dst + dst_off + i2 * ds2 + i3 * ds3 + i;
+  if (i + 16 <= run)
+    vstore16 (vload16 (0, s), 0, d);
+  else
+    for (int j = 0; j < run - i; j++)
+      d[j] = s[j];
+}
+
 /* The same copy where src's dimension 1 is the contiguous one and dst is
  * contiguous (a transpose of dimensions 0 and 1, as between an image's
  * channel planes and its tokens): each work-item moves a 16x16 block,
  * reading 16 runs of 16 along src's rows and writing 16 runs along dst's,
  * so both sides move whole cache lines, where copy_f32 reads each element
  * from a different line. Blocks cut by the edges go element by element.
- * Grid (ceil(ne1 / 16), ceil(ne0 / 16), ne2·ne3). */
-kernel void transpose_f32 (global const float *src, ulong src_off, long ss0, long ss2, long ss3,
-                           global float *dst, ulong dst_off, int ne0, int ne1, int ne2)
+ * Grid (ceil(ne1 / 16), ceil(ne0 / 16), ne2·ne3). transpose_add_f32 adds
+ * add (contiguous, laid out as dst; it may be dst itself: each element is
+ * read, then written, by one work-item) on the way: a residual added to
+ * tokens in image layout. */
+/* The 16x16 block in registers: row r of src in p<r>, transposed in four
+ * steps, step b exchanging bit b of the row and column indices between
+ * the rows r and r + 2^b (two shuffles per pair of rows), where a copy
+ * through a private array moves its 256 elements one by one. */
+#define TP_LOAD(r) float16 p##r = vload16 (0, s + (long) (r) * ss0);
+#define TP_LO0 (uint16) (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
+#define TP_HI0 (uint16) (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31)
+#define TP_LO1 (uint16) (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
+#define TP_HI1 (uint16) (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31)
+#define TP_LO2 (uint16) (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
+#define TP_HI2 (uint16) (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31)
+#define TP_LO3 (uint16) (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+#define TP_HI3 (uint16) (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)
+#define TP_PAIR(b, x, y)                                                     \
+  {                                                                          \
+    const float16 lo_ = shuffle2 (p##x, p##y, TP_LO##b);                     \
+    p##y = shuffle2 (p##x, p##y, TP_HI##b);                                  \
+    p##x = lo_;                                                              \
+  }
+/* the pairs (x<k>, y<k>) of step b: rows without bit b, with it */
+#define TP_STEP(b, y0, y1, y2, y3, y4, y5, y6, y7, x0, x1, x2, x3, x4, x5, x6, x7) \
+  TP_PAIR (b, x0, y0) TP_PAIR (b, x1, y1) TP_PAIR (b, x2, y2) TP_PAIR (b, x3, y3) \
+  TP_PAIR (b, x4, y4) TP_PAIR (b, x5, y5) TP_PAIR (b, x6, y6) TP_PAIR (b, x7, y7)
+#define TP_STORE(c, ADD)                                                     \
+  vstore16 (p##c ADD ((c) * ne0, 16), 0, d + (long) (c) * ne0);
+
+#define TRANSPOSE_BODY(ADD)                                                  \
+  const int b1 = get_global_id (0) * 16, b0 = get_global_id (1) * 16;       \
+  const int i23 = get_global_id (2), i2 = i23 % ne2, i3 = i23 / ne2;         \
+  if (b1 >= ne1 || b0 >= ne0)                                                \
+    return;                                                                  \
+  const global float *s = src + src_off + i2 * ss2 + i3 * ss3 + (long) b0 * ss0 + b1; \
+  const long at = dst_off + (long) i23 * ne0 * ne1 + (long) b1 * ne0 + b0;   \
+  global float *d = dst + at;                                                \
+  if (b0 + 16 > ne0 || b1 + 16 > ne1)                                        \
+    {                                                                        \
+      for (int r = 0; r < min (16, ne0 - b0); r++)                           \
+        for (int c = 0; c < min (16, ne1 - b1); c++)                         \
+          d[(long) c * ne0 + r] = s[(long) r * ss0 + c] ADD (c * ne0 + r, 1); \
+      return;                                                                \
+    }                                                                        \
+  TP_LOAD (0) TP_LOAD (1) TP_LOAD (2) TP_LOAD (3) TP_LOAD (4) TP_LOAD (5)    \
+  TP_LOAD (6) TP_LOAD (7) TP_LOAD (8) TP_LOAD (9) TP_LOAD (10) TP_LOAD (11)  \
+  TP_LOAD (12) TP_LOAD (13) TP_LOAD (14) TP_LOAD (15)                        \
+  TP_STEP (0, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14)         \
+  TP_STEP (1, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13)         \
+  TP_STEP (2, 4, 5, 6, 7, 12, 13, 14, 15, 0, 1, 2, 3, 8, 9, 10, 11)         \
+  TP_STEP (3, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)         \
+  TP_STORE (0, ADD) TP_STORE (1, ADD) TP_STORE (2, ADD) TP_STORE (3, ADD)    \
+  TP_STORE (4, ADD) TP_STORE (5, ADD) TP_STORE (6, ADD) TP_STORE (7, ADD)    \
+  TP_STORE (8, ADD) TP_STORE (9, ADD) TP_STORE (10, ADD) TP_STORE (11, ADD)  \
+  TP_STORE (12, ADD) TP_STORE (13, ADD) TP_STORE (14, ADD) TP_STORE (15, ADD)
+
+#define TRANSPOSE_ARGS                                                       \
+  global const float *src, ulong src_off, long ss0, long ss2, long ss3,      \
+  global float *dst, ulong dst_off, int ne0, int ne1, int ne2
+#define TRANSPOSE_NO_ADD(o, n)
+#define TRANSPOSE_ADD(o, n) TRANSPOSE_ADD_##n (add + (at - dst_off + add_off) + (long) (o))
+#define TRANSPOSE_ADD_1(p) + *(p)
+#define TRANSPOSE_ADD_16(p) + vload16 (0, (p))
+
+kernel void transpose_f32 (TRANSPOSE_ARGS)
 {
-  const int b1 = get_global_id (0) * 16, b0 = get_global_id (1) * 16;
-  const int i23 = get_global_id (2), i2 = i23 % ne2, i3 = i23 / ne2;
-  if (b1 >= ne1 || b0 >= ne0)
-    return;
-  const global float *s = src + src_off + i2 * ss2 + i3 * ss3 + (long) b0 * ss0 + b1;
-  global float *d = dst + dst_off + (long) i23 * ne0 * ne1 + (long) b1 * ne0 + b0;
-  if (b0 + 16 > ne0 || b1 + 16 > ne1)
-    {
-      for (int r = 0; r < min (16, ne0 - b0); r++)
-        for (int c = 0; c < min (16, ne1 - b1); c++)
-          d[(long) c * ne0 + r] = s[(long) r * ss0 + c];
-      return;
-    }
-  float t[16][16];
-  for (int r = 0; r < 16; r++)
-    vstore16 (vload16 (0, s + (long) r * ss0), 0, t[r]);
-  for (int c = 0; c < 16; c++)
-    {
-      float u[16];
-      for (int r = 0; r < 16; r++)
-        u[r] = t[r][c];
-      vstore16 (vload16 (0, u), 0, d + (long) c * ne0);
-    }
+  TRANSPOSE_BODY (TRANSPOSE_NO_ADD)
+}
+
+kernel void transpose_add_f32 (TRANSPOSE_ARGS, global const float *add, ulong add_off)
+{
+  TRANSPOSE_BODY (TRANSPOSE_ADD)
 }
 
 /* y[:, j] = table[:, ids[j]]; ids as exact floats. Grid (W, n). */

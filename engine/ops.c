@@ -80,27 +80,78 @@ launch_linear (SdclEngine *engine, const gchar *name, gsize n, const SdclArg *ar
   launch_linear ((engine), (name), (n), (const SdclArg[]) { __VA_ARGS__ },     \
                  sizeof ((const SdclArg[]) { __VA_ARGS__ }) / sizeof (SdclArg), (error))
 
-/* Copies any view of src into dst (f32, any strides, same shape). On
- * CPUs a transpose of dimensions 0 and 1 into a dense dst moves 16x16
- * blocks (transpose_f32; GPUs keep copy_f32, whose neighbouring
- * work-items already write neighbouring elements). SDCL_TRANSPOSE=0
- * turns the blocked copy off (comparisons). */
+/* Whether dimensions 0 .. last of t are laid out one after the other
+ * (each dimension's stride the extent of those before it). */
+static gboolean
+dims_dense (const SdclTensor *t, int last)
+{
+  gsize nb = sdcl_dtype_size (t->dtype);
+  for (int i = 0; i <= last; i++)
+    {
+      if (t->ne[i] > 1 && t->nb[i] != nb)
+        return FALSE;
+      nb *= (gsize) t->ne[i];
+    }
+  return TRUE;
+}
+
+/* Whether src -> dst (f32, same shape, dst contiguous) runs as the blocked
+ * transpose: src's dimension 1 contiguous, both of the first two at least
+ * 16, on CPUs (GPUs keep copy_f32, whose neighbouring work-items already
+ * write neighbouring elements). SDCL_TRANSPOSE=0 turns it off
+ * (comparisons). */
+static gboolean
+transposes (const SdclTensor *src, const SdclTensor *dst)
+{
+  return !sdcl_engine_device (src->engine)->is_gpu && src->dtype == SDCL_DTYPE_F32
+         && elem_stride (src, 1) == 1 && src->ne[0] >= 16 && src->ne[1] >= 16
+         && sdcl_tensor_is_contiguous (dst) && g_strcmp0 (g_getenv ("SDCL_TRANSPOSE"), "0") != 0;
+}
+
+/* dst = src (+ add): the blocked transpose (see transposes(); add NULL or
+ * contiguous f32 of dst's shape). */
+static gboolean
+transpose_into (const SdclTensor *src, const SdclTensor *add, SdclTensor *dst, GError **error)
+{
+  const gsize local[3] = { 4, 1, 1 };
+  const gsize global[3] = { sdcl_round_up ((src->ne[1] + 15) / 16, 4), (src->ne[0] + 15) / 16,
+                            src->ne[2] * src->ne[3] };
+  const SdclArg args[] = {
+    SDCL_ARG_MEM (src->mem), SDCL_ARG_ULONG (sdcl_elem_off (src)),
+    SDCL_ARG_LONG (elem_stride (src, 0)), SDCL_ARG_LONG (elem_stride (src, 2)),
+    SDCL_ARG_LONG (elem_stride (src, 3)), SDCL_ARG_MEM (dst->mem),
+    SDCL_ARG_ULONG (sdcl_elem_off (dst)), SDCL_ARG_INT (src->ne[0]),
+    SDCL_ARG_INT (src->ne[1]), SDCL_ARG_INT (src->ne[2]),
+    SDCL_ARG_MEM (add ? add->mem : dst->mem), SDCL_ARG_ULONG (add ? sdcl_elem_off (add) : 0),
+  };
+  return sdcl_launch (src->engine, add ? "transpose_add_f32" : "transpose_f32", 3, global, local,
+                      args, G_N_ELEMENTS (args) - (add ? 0 : 2), error);
+}
+
+/* Copies any view of src into dst (f32, any strides, same shape): runs of
+ * whole planes (or images) where both sides lay dimensions 0 and 1 (and
+ * 2) out densely, as the parts of a concatenation, by copy_runs_f32; the
+ * blocked transpose where transposes(); else element by element. */
 static gboolean
 copy_into (const SdclTensor *src, SdclTensor *dst, GError **error)
 {
-  if (!sdcl_engine_device (src->engine)->is_gpu && src->dtype == SDCL_DTYPE_F32
-      && elem_stride (src, 1) == 1 && src->ne[0] >= 16 && src->ne[1] >= 16
-      && sdcl_tensor_is_contiguous (dst) && g_strcmp0 (g_getenv ("SDCL_TRANSPOSE"), "0") != 0)
+  if (transposes (src, dst))
+    return transpose_into (src, NULL, dst, error);
+  if (src->dtype == SDCL_DTYPE_F32 && dims_dense (src, 1) && dims_dense (dst, 1)
+      && g_strcmp0 (g_getenv ("SDCL_COPY_RUNS"), "0") != 0)
     {
-      const gsize local[3] = { 4, 1, 1 };
-      const gsize global[3] = { sdcl_round_up ((src->ne[1] + 15) / 16, 4), (src->ne[0] + 15) / 16,
-                                src->ne[2] * src->ne[3] };
-      return SDCL_LAUNCH (src->engine, "transpose_f32", 3, global, local, error,
+      /* one run per image where dimension 2 follows on both sides */
+      const gboolean images = dims_dense (src, 2) && dims_dense (dst, 2);
+      const gint64 run = src->ne[0] * src->ne[1] * (images ? src->ne[2] : 1);
+      const gsize local[3] = { MIN (64, (gsize) (run + 15) / 16), 1, 1 };
+      const gsize global[3] = { sdcl_round_up ((run + 15) / 16, local[0]),
+                                images ? 1 : src->ne[2], src->ne[3] };
+      return SDCL_LAUNCH (src->engine, "copy_runs_f32", 3, global, local, error,
                           SDCL_ARG_MEM (src->mem), SDCL_ARG_ULONG (sdcl_elem_off (src)),
-                          SDCL_ARG_LONG (elem_stride (src, 0)), SDCL_ARG_LONG (elem_stride (src, 2)),
-                          SDCL_ARG_LONG (elem_stride (src, 3)), SDCL_ARG_MEM (dst->mem),
-                          SDCL_ARG_ULONG (sdcl_elem_off (dst)), SDCL_ARG_INT (src->ne[0]),
-                          SDCL_ARG_INT (src->ne[1]), SDCL_ARG_INT (src->ne[2]));
+                          SDCL_ARG_LONG (elem_stride (src, 2)), SDCL_ARG_LONG (elem_stride (src, 3)),
+                          SDCL_ARG_MEM (dst->mem), SDCL_ARG_ULONG (sdcl_elem_off (dst)),
+                          SDCL_ARG_LONG (elem_stride (dst, 2)), SDCL_ARG_LONG (elem_stride (dst, 3)),
+                          SDCL_ARG_INT (run));
     }
   return LAUNCH_GRID (src->engine, src->dtype == SDCL_DTYPE_F16 ? "copy_f16" : "copy_f32",
                       src->ne[0], src->ne[1], src->ne[2] * src->ne[3], error,
@@ -276,6 +327,10 @@ launch_binary (const SdclTensor *a, const SdclTensor *b, SdclBinary op, SdclTens
       }
   if (!require_f32 (b, "add/mul", error))
     return FALSE;
+  /* a dense sum with a transposed view of the same shape (tokens added to
+     an image): the blocked transpose, adding a on the way */
+  if (op == SDCL_BINARY_ADD && sdcl_tensor_same_shape (a, b) && transposes (b, y))
+    return transpose_into (b, a, y, error);
   return LAUNCH_GRID (a->engine, op == SDCL_BINARY_ADD ? "add_f32" : "mul_f32",
                       a->ne[0], a->ne[1], a->ne[2] * a->ne[3], error,
                       SDCL_ARG_MEM (a->mem), SDCL_ARG_ULONG (sdcl_elem_off (a)),

@@ -245,7 +245,106 @@ test_copy_transpose (void)
       if (wrong)
         g_test_fail_printf ("transpose %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
                             "x%" G_GINT64_FORMAT ": %u elements differ", n0, n1, n2, n3, wrong);
+
+      /* the view added to a dense tensor of its shape (tokens added to an
+         image), into a new tensor and in place: the same kernel adding on
+         the way, to the float sum */
+      g_autofree gfloat *res = sdcl_test_seeded (90 + s, n, 1.0f, 0.5f);
+      g_autoptr (SdclTensor) r = upload (res, d->ne, SDCL_DTYPE_F32);
+      g_autoptr (SdclTensor) sum = sdcl_binary (r, p, SDCL_BINARY_ADD, &error);
+      g_assert_no_error (error);
+      g_autofree gfloat *got_sum = g_new (gfloat, n), *got_into = g_new (gfloat, n);
+      g_assert_true (sdcl_tensor_read (sum, got_sum, &error));
+      g_assert_true (sdcl_binary_into (r, p, SDCL_BINARY_ADD, &error));
+      g_assert_true (sdcl_tensor_read (r, got_into, &error));
+      g_assert_no_error (error);
+      guint wrong_sum = 0, wrong_into = 0;
+      for (gint64 b = 0; b < n2 * n3; b++)
+        for (gint64 i1 = 0; i1 < n1; i1++)
+          for (gint64 i0 = 0; i0 < n0; i0++)
+            {
+              const gsize o = (b * n1 + i1) * n0 + i0;
+              const gfloat want = res[o] + host[(b * (n0 + skip) + skip + i0) * n1 + i1];
+              wrong_sum += got_sum[o] != want;
+              wrong_into += got_into[o] != want;
+            }
+      if (wrong_sum || wrong_into)
+        g_test_fail_printf ("transposed sum %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%"
+                            G_GINT64_FORMAT "x%" G_GINT64_FORMAT ": %u elements differ, "
+                            "%u in place", n0, n1, n2, n3, wrong_sum, wrong_into);
     }
+}
+
+/* Copies whose two sides lay out dimensions 0 and 1 (and 2) densely, run
+ * by run (copy_runs_f32): the parts of concatenations along each
+ * dimension, with runs shorter than, equal to and not a multiple of the
+ * kernel's 16, element for element against the host; and a slice of
+ * channels (planes dense, images strided) made contiguous. */
+static void
+test_copy_runs (void)
+{
+  static const gint64 shapes[][4] = {
+    { 5, 3, 4, 2 }, { 4, 4, 3, 2 }, { 37, 11, 5, 3 }, { 64, 64, 3, 2 },
+  };
+  for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
+    for (gint dim = 0; dim < 4; dim++)
+      {
+        g_autoptr (GError) error = NULL;
+        gint64 na[4], nb[4], ny[4];
+        memcpy (na, shapes[s], sizeof na);
+        memcpy (nb, shapes[s], sizeof nb);
+        nb[dim] += 1 + dim;
+        memcpy (ny, na, sizeof ny);
+        ny[dim] += nb[dim];
+        const gsize n_a = na[0] * na[1] * na[2] * na[3], n_b = nb[0] * nb[1] * nb[2] * nb[3];
+        g_autofree gfloat *ha = sdcl_test_seeded (110 + s, n_a, 1.0f, 0.0f);
+        g_autofree gfloat *hb = sdcl_test_seeded (120 + s, n_b, 1.0f, 0.0f);
+        g_autoptr (SdclTensor) a = upload (ha, na, SDCL_DTYPE_F32);
+        g_autoptr (SdclTensor) b = upload (hb, nb, SDCL_DTYPE_F32);
+        g_autoptr (SdclTensor) y = sdcl_concat (a, b, dim, &error);
+        g_assert_no_error (error);
+        const gsize n_y = ny[0] * ny[1] * ny[2] * ny[3];
+        g_autofree gfloat *got = g_new (gfloat, n_y);
+        g_assert_true (sdcl_tensor_read (y, got, &error));
+        guint wrong = 0;
+        for (gint64 i3 = 0; i3 < ny[3]; i3++)
+          for (gint64 i2 = 0; i2 < ny[2]; i2++)
+            for (gint64 i1 = 0; i1 < ny[1]; i1++)
+              for (gint64 i0 = 0; i0 < ny[0]; i0++)
+                {
+                  gint64 i[4] = { i0, i1, i2, i3 };
+                  const gboolean in_a = i[dim] < na[dim];
+                  const gint64 *ne = in_a ? na : nb;
+                  if (!in_a)
+                    i[dim] -= na[dim];
+                  const gfloat want = (in_a ? ha : hb)[((i[3] * ne[2] + i[2]) * ne[1] + i[1])
+                                                       * ne[0] + i[0]];
+                  wrong += got[((i3 * ny[2] + i2) * ny[1] + i1) * ny[0] + i0] != want;
+                }
+        if (wrong)
+          g_test_fail_printf ("concat %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                              "x%" G_GINT64_FORMAT " along %d: %u elements differ",
+                              na[0], na[1], na[2], na[3], dim, wrong);
+      }
+
+  /* channels 1 .. 3 of a [37, 11, 5, 3] tensor */
+  g_autoptr (GError) error = NULL;
+  const gint64 ne[4] = { 37, 11, 5, 3 };
+  g_autofree gfloat *host = sdcl_test_seeded (130, 37 * 11 * 5 * 3, 1.0f, 0.0f);
+  g_autoptr (SdclTensor) t = upload (host, ne, SDCL_DTYPE_F32);
+  const gint64 vne[4] = { 37, 11, 3, 3 };
+  g_autoptr (SdclTensor) v = sdcl_tensor_view (t, vne, t->nb, t->nb[2], &error);
+  g_autoptr (SdclTensor) c = v ? sdcl_contiguous (v, &error) : NULL;
+  g_assert_no_error (error);
+  g_autofree gfloat *got = g_new (gfloat, 37 * 11 * 3 * 3);
+  g_assert_true (sdcl_tensor_read (c, got, &error));
+  guint wrong = 0;
+  for (gint64 i3 = 0; i3 < 3; i3++)
+    for (gint64 i2 = 0; i2 < 3; i2++)
+      for (gint64 i = 0; i < 37 * 11; i++)
+        wrong += got[(i3 * 3 + i2) * 37 * 11 + i] != host[(i3 * 5 + i2 + 1) * 37 * 11 + i];
+  if (wrong)
+    g_test_fail_printf ("channel slice: %u elements differ", wrong);
 }
 
 static void
@@ -1420,6 +1519,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/upsample/nearest2x", test_upsample);
   g_test_add_func ("/ops/concat/channels", test_concat);
   g_test_add_func ("/ops/copy/transpose", test_copy_transpose);
+  g_test_add_func ("/ops/copy/runs", test_copy_runs);
   g_test_add_func ("/ops/timestep-embedding", test_timestep_embedding);
   g_test_add_data_func ("/ops/sd15/conv-3x3-320-64x64", GINT_TO_POINTER (FALSE), test_large_conv);
   g_test_add_data_func ("/ops/sd15/conv-3x3-stride2-320", GINT_TO_POINTER (TRUE), test_large_conv);
