@@ -243,16 +243,18 @@ gemm_load_vec (const global float *c, int col, int N)
 
 /* Winograd F(4x4, 3x3) products M[p] = V[p] · U[p] (see cl/winograd.cl)
  * with the weight transform fused, for f16 weights on CPUs. A group takes
- * `jn` (6 or 3) positions p = 6i + j of one row i of the 6x6 tile: it
- * first computes its columns of U[p] for every input channel into local
- * memory, t[kx] = sum over ky of G[i][ky]·g[ky][kx] (rows of G[i] that are
- * 0 skipped), then U[p] = G[j] applied to t, and then runs the jn products
- * as gemm_f16_local. U is never stored: whole, it is 36 floats per weight
- * written and read back on every call. Weight rows (ky·3 + kx)·K + ci of
- * ldw, the columns from w_off; A (V) is [36][M][K] (a_batch), C (M) is
- * [36][M][ldc] (c_batch). Launch: global (ceil(N / GEMM_TILE_N), ceil(M /
- * 6) rounded to the group, 6 · 6 / jn), local (1, any, 1); bl holds jn · K
- * · GEMM_TILE_N floats. */
+ * `jn` (the engine passes 6) positions p = 6i + j of one row i of the 6x6
+ * tile: it first computes its columns of U[p] for each of its K input
+ * channels into local memory, t[kx] = sum over ky of G[i][ky]·g[ky][kx]
+ * (rows of G[i] that are 0 skipped), then U[p] = G[j] applied to t, and
+ * then runs the jn products as gemm_f16_local. U is never stored: whole,
+ * it is 36 floats per weight written and read back on every call. Weight
+ * rows (ky·3 + kx)·Kw + ci of ldw, the columns and the first input
+ * channel from w_off; A (V) is [36][M][lda] (a_batch), the K channels from
+ * a_off; C (M) is [36][M][ldc] (c_batch), added to with accumulate (the
+ * engine's later ranges of input channels). Launch: global (ceil(N /
+ * GEMM_TILE_N), ceil(M / 6) rounded to the group, 6 · 6 / jn), local (1,
+ * any, 1); bl holds jn · K · GEMM_TILE_N floats. */
 constant float wino_g[6][3] = {
   { 0.25f, 0.0f, 0.0f },
   { -1.0f / 6.0f, -1.0f / 6.0f, -1.0f / 6.0f },
@@ -269,8 +271,8 @@ constant float wino_g[6][3] = {
     if (cf != 0.0f)                                                          \
       {                                                                      \
         const gemm_v c_ = (gemm_v) (cf);                                     \
-        const global half *s0 = w0 + ((long) (3 * (ky)) * K + k) * ldw;      \
-        const global half *s1 = s0 + (long) K * ldw, *s2 = s1 + (long) K * ldw; \
+        const global half *s0 = w0 + ((long) (3 * (ky)) * Kw + k) * ldw;     \
+        const global half *s1 = s0 + (long) Kw * ldw, *s2 = s1 + (long) Kw * ldw; \
         if (k + GEMM_WIDEN_AHEAD < K)                                        \
           {                                                                  \
             SDCL_PREFETCH (s0 + GEMM_WIDEN_AHEAD * ldw);                     \
@@ -296,8 +298,9 @@ constant float wino_g[6][3] = {
     }
 
 kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, long a_batch,
-          int M, int K, global const half *w, ulong w_off, long ldw, int N, int jn,
-          global float *c, ulong c_off, long ldc, long c_batch, local float *bl)
+          int M, int K, global const half *w, ulong w_off, long ldw, int Kw, int N, int jn,
+          global float *c, ulong c_off, long ldc, long c_batch, int accumulate,
+          local float *bl)
 {
   const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
   const int parts = 6 / jn, pi = get_global_id (2) / parts;
@@ -323,7 +326,7 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
   barrier (CLK_LOCAL_MEM_FENCE);
   if (n0 >= N || m0 >= M)
     return;
-  const int has_bias = 0, accumulate = 0;   /* for GEMM_EPILOGUE */
+  const int has_bias = 0;   /* for GEMM_EPILOGUE */
   const global float *bias = c;
   const ulong bias_off = 0;
   for (int j = 0; j < jn; j++)

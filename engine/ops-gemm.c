@@ -1057,7 +1057,7 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
   const gint64 tiles_w = (Wo + 3) / 4, tiles_h = (Ho + 3) / 4, rows = tiles_h * N;
 
   /* f16 weights on CPUs: the products make their columns of U themselves,
-     6 or 3 positions per group (gemm_wino_f16_local), so no U is made;
+     6 positions per group (gemm_wino_f16_local), so no U is made;
      else U in f32, in blocks of output channels. Stored, U is 36 floats
      per weight, written and read back on every call; UNet CFG forward,
      kernel time of the transforms and products, interleaved runs: 64x64
@@ -1066,10 +1066,23 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
      transform cost as much as its product.) */
   const gint64 tile_n = 2 * sdcl_engine_gemm_width (engine);
   const SdclDeviceInfo *dev = sdcl_engine_device (engine);
-  const gsize panel_bytes = (gsize) Cin * tile_n * sizeof (gfloat);
-  const gint jn = 6 * panel_bytes <= dev->local_mem_bytes / 2 ? 6
-                  : 3 * panel_bytes <= dev->local_mem_bytes / 2 ? 3 : 0;
-  const gboolean fused = w->dtype == SDCL_DTYPE_F16 && !dev->is_gpu && jn > 0
+  /* a group's U columns for its 6 positions fill local memory (half of
+     it) from 1366 input channels at 6 x 32 tiles: wider layers run in
+     ranges of input channels, the later ones adding to M. (Three
+     positions per group instead, as before, had two groups transform and
+     read the same weights: 2560 -> 1280 channels at 16x16 x2, bench-ops,
+     three runs of each in turns, best 112 -> 79 ms, median 122 -> 102 ms
+     in two ranges.) */
+  const gsize budget = dev->local_mem_bytes / 2;
+  gint64 k_ranges = 1;
+  while (k_ranges < 8
+         && 6 * (gsize) ((Cin + k_ranges - 1) / k_ranges) * tile_n * sizeof (gfloat) > budget)
+    k_ranges++;
+  const gint64 k_per = (Cin + k_ranges - 1) / k_ranges;
+  const gsize panel_bytes = (gsize) k_per * tile_n * sizeof (gfloat);
+  const gint jn = 6;
+  const gboolean fused = w->dtype == SDCL_DTYPE_F16 && !dev->is_gpu
+                         && jn * panel_bytes <= budget
                          && g_strcmp0 (g_getenv ("SDCL_WINOGRAD_FUSED"), "0") != 0;
   /* output channels in blocks of bw (a multiple of 16) whose U fits in
    * WINO_U_BYTES; U [36][bw / 16][Cin][16], f32: per position, panels of 16
@@ -1126,19 +1139,22 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
               const gsize local[3] = { 1, MIN (row_tiles, LOCAL_WG_M), 1 };
               const gsize global[3] = { (cols + tile_n - 1) / tile_n,
                                         sdcl_round_up (row_tiles, local[1]), 36 / jn };
-              const SdclArg args[] = {
-                SDCL_ARG_MEM (v->mem), SDCL_ARG_ULONG (0),
-                SDCL_ARG_LONG (Cin), SDCL_ARG_LONG (tiles * Cin),
-                SDCL_ARG_INT (tiles), SDCL_ARG_INT (Cin),
-                SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (sdcl_elem_off (w) + co0),
-                SDCL_ARG_LONG (ldw), SDCL_ARG_INT (cols), SDCL_ARG_INT (jn),
-                SDCL_ARG_MEM (m->mem), SDCL_ARG_ULONG (0),
-                SDCL_ARG_LONG (cols), SDCL_ARG_LONG (tiles * cols),
-                SDCL_ARG_LOCAL (jn * panel_bytes),
-              };
-              if (!sdcl_launch (engine, "gemm_wino_f16_local", 3, global, local, args,
-                                G_N_ELEMENTS (args), error))
-                return NULL;
+              for (gint64 k0 = 0; k0 < Cin; k0 += k_per)
+                {
+                  const SdclArg args[] = {
+                    SDCL_ARG_MEM (v->mem), SDCL_ARG_ULONG (k0),
+                    SDCL_ARG_LONG (Cin), SDCL_ARG_LONG (tiles * Cin),
+                    SDCL_ARG_INT (tiles), SDCL_ARG_INT (MIN (k_per, Cin - k0)),
+                    SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (sdcl_elem_off (w) + co0 + k0 * ldw),
+                    SDCL_ARG_LONG (ldw), SDCL_ARG_INT (Cin), SDCL_ARG_INT (cols),
+                    SDCL_ARG_INT (jn), SDCL_ARG_MEM (m->mem), SDCL_ARG_ULONG (0),
+                    SDCL_ARG_LONG (cols), SDCL_ARG_LONG (tiles * cols), SDCL_ARG_INT (k0 > 0),
+                    SDCL_ARG_LOCAL (jn * panel_bytes),
+                  };
+                  if (!sdcl_launch (engine, "gemm_wino_f16_local", 3, global, local, args,
+                                    G_N_ELEMENTS (args), error))
+                    return NULL;
+                }
             }
           else
             {

@@ -743,8 +743,8 @@ test_large_conv (gconstpointer data)
  * (CFG batch of 2) and VAE decoder, plus odd sizes, asymmetric padding,
  * channel counts that are not multiples of 8 and an f16 input; both ways
  * of making U: inside the products where the device runs
- * gemm_wino_f16_local (CPUs; 6 positions per group up to 1365 input
- * channels, 3 beyond), and stored whole first (SDCL_WINOGRAD_FUSED=0 here), by
+ * gemm_wino_f16_local (CPUs; 6 positions per group, beyond 1365 input
+ * channels in ranges of them, equal or not), and stored whole first (SDCL_WINOGRAD_FUSED=0 here), by
  * wino_weight as CPUs store it or by wino_weight4 as GPUs do
  * (SDCL_WINO_WEIGHT4=1); and the direct algorithm as GPUs run it, im2col
  * and the tiled GEMM (SDCL_CONV_GEMM=1). The direct kernel is itself
@@ -1531,6 +1531,7 @@ main (int argc, char **argv)
     { "unet-2560-1280-16x16", 2560, 1280, 16, 16, 1, 1, 1, FALSE },
     { "unet-1920-640-32x32", 1920, 640, 32, 32, 2, 1, 1, FALSE },
     { "odd-1500-100-6x5", 1500, 100, 6, 5, 1, 1, 1, FALSE },
+    { "odd-2731-40-7x6", 2731, 40, 7, 6, 1, 1, 1, FALSE },
     { "vae-512-64x64", 512, 512, 64, 64, 1, 1, 1, FALSE },
     { "vae-128-256x256", 128, 128, 256, 256, 1, 1, 1, FALSE },
     { "odd-9x11-tails", 44, 20, 9, 11, 2, 1, 1, FALSE },
