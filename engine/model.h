@@ -228,9 +228,12 @@ void sdcl_unet_free (SdclUnet *unet);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclUnet, sdcl_unet_free)
 
 /* x [W, H, in_channels, B] latents, timesteps [B] host values, context
- * [context_dim, S, B] (S any multiple of tokens) -> [W, H, out_channels, B].
- * Any W and H: odd sizes are rounded up on the way down and met on the way
- * up, as diffusers does. */
+ * [context_dim, S, k·B] (S any multiple of tokens) -> [W, H, out_channels,
+ * k·B]. With k > 1 the input meets k texts, as CFG's two halves share
+ * their latents (k = 2, context [negative, positive]): the layers before
+ * the first cross-attention run once on the B inputs, then their output is
+ * repeated ([x0 .. xB-1] k times) for the rest. Any W and H: odd sizes are
+ * rounded up on the way down and met on the way up, as diffusers does. */
 SdclTensor *sdcl_unet_forward (SdclUnet *unet, const SdclTensor *x, const gfloat *timesteps,
                                const SdclTensor *context, GError **error);
 
@@ -243,7 +246,7 @@ SdclUnetText *sdcl_unet_text_new (SdclUnet *unet, const SdclTensor *context, GEr
 void sdcl_unet_text_free (SdclUnetText *text);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SdclUnetText, sdcl_unet_text_free)
 /* sdcl_unet_forward with the text projected by sdcl_unet_text_new for this
- * UNet and the input's batch. */
+ * UNet and a batch that is a multiple of the input's. */
 SdclTensor *sdcl_unet_forward_text (SdclUnet *unet, const SdclTensor *x, const gfloat *timesteps,
                                     const SdclUnetText *text, GError **error);
 

@@ -253,30 +253,66 @@ sdcl_permute (const SdclTensor *x, const gint perm[4], GError **error)
   return sdcl_tensor_view (x, ne, nb, 0, error);
 }
 
+/* The parts one after the other along dim into a new tensor (their
+ * shapes checked by the callers). */
+static SdclTensor *
+join (const SdclTensor *const *parts, gint n, gint dim, GError **error)
+{
+  gint64 ne[4];
+  memcpy (ne, parts[0]->ne, sizeof ne);
+  for (gint i = 1; i < n; i++)
+    ne[dim] += parts[i]->ne[dim];
+  g_autoptr (SdclTensor) y = new_f32 (parts[0]->engine, ne, error);
+  if (!y)
+    return NULL;
+  gsize off = 0;
+  for (gint i = 0; i < n; i++)
+    {
+      g_autoptr (SdclTensor) part = sdcl_tensor_view (y, parts[i]->ne, y->nb, off, error);
+      if (!part || !copy_into (parts[i], part, error))
+        return NULL;
+      off += parts[i]->ne[dim] * y->nb[dim];
+    }
+  return g_steal_pointer (&y);
+}
+
+static gboolean
+check_dim (gint dim, const gchar *op, GError **error)
+{
+  if (dim >= 0 && dim <= 3)
+    return TRUE;
+  g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+               "%s: dimension %d is not 0..3", op, dim);
+  return FALSE;
+}
+
 SdclTensor *
 sdcl_concat (const SdclTensor *a, const SdclTensor *b, gint dim, GError **error)
 {
-  if (dim < 0 || dim > 3)
-    {
-      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
-                   "concat: dimension %d is not 0..3", dim);
-      return NULL;
-    }
+  if (!check_dim (dim, "concat", error))
+    return NULL;
   for (int i = 0; i < 4; i++)
     if (i != dim && a->ne[i] != b->ne[i])
       return sdcl_ops_shape_error (error, "concat", "shapes differ outside the joined dimension", a, b);
-  gint64 ne[4];
-  memcpy (ne, a->ne, sizeof ne);
-  ne[dim] += b->ne[dim];
-  g_autoptr (SdclTensor) y = new_f32 (a->engine, ne, error);
-  if (!y)
+  const SdclTensor *parts[2] = { a, b };
+  return join (parts, 2, dim, error);
+}
+
+SdclTensor *
+sdcl_repeat (const SdclTensor *x, gint dim, gint64 copies, GError **error)
+{
+  if (!check_dim (dim, "repeat", error))
     return NULL;
-  g_autoptr (SdclTensor) ya = sdcl_tensor_view (y, a->ne, y->nb, 0, error);
-  g_autoptr (SdclTensor) yb = ya ? sdcl_tensor_view (y, b->ne, y->nb, a->ne[dim] * y->nb[dim],
-                                                     error) : NULL;
-  if (!yb || !copy_into (a, ya, error) || !copy_into (b, yb, error))
-    return NULL;
-  return g_steal_pointer (&y);
+  if (copies < 1 || copies > 64)
+    {
+      g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
+                   "repeat: %" G_GINT64_FORMAT " copies, not 1..64", copies);
+      return NULL;
+    }
+  const SdclTensor *parts[64];
+  for (gint64 i = 0; i < copies; i++)
+    parts[i] = x;
+  return join (parts, (gint) copies, dim, error);
 }
 
 /* ---- elementwise ----------------------------------------------------------------- */

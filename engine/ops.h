@@ -168,6 +168,9 @@ SdclTensor *sdcl_upsample_nearest (const SdclTensor *x, gint64 width, gint64 hei
                                    GError **error);
 /* Concatenation along dimension `dim` (0..3); other dimensions equal. */
 SdclTensor *sdcl_concat (const SdclTensor *a, const SdclTensor *b, gint dim, GError **error);
+/* x repeated `copies` times along dimension dim (one copy after the
+ * other: a batch [x0, x1] twice is [x0, x1, x0, x1]). */
+SdclTensor *sdcl_repeat (const SdclTensor *x, gint dim, gint64 copies, GError **error);
 /* A contiguous copy of any view (also converts f16 to f32). */
 SdclTensor *sdcl_contiguous (const SdclTensor *x, GError **error);
 /* Copies src (any view, f32 or f16) into dst (an f32 view of the same shape). */

@@ -461,33 +461,30 @@ cancelled (GError **error)
   return FALSE;
 }
 
-/* One UNet evaluation: the guided noise (or v) prediction for x at step i. */
+/* One UNet evaluation: the guided noise (or v) prediction for x at step i.
+ * With guidance the one input meets both texts (r->text's batch of two):
+ * the UNet runs the layers before the text once for both. */
 static gfloat *
 predict (Run *r, const SdclScheduler *s, guint i, const gfloat *x, const gfloat *masked,
          GError **error)
 {
-  const guint B = r->guided ? 2 : 1, Cin = r->unet_in;
+  const guint Cin = r->unet_in;
   const gsize plane = (gsize) r->w * r->h;
   const gfloat scale = (gfloat) sdcl_scheduler_input_scale (s, i);
-  g_autofree gfloat *in = g_new (gfloat, plane * Cin * B);
-  for (guint b = 0; b < B; b++)
+  g_autofree gfloat *in = g_new (gfloat, plane * Cin);
+  for (gsize k = 0; k < r->n; k++)
+    in[k] = x[k] * scale;
+  if (Cin == 9)
     {
-      gfloat *o = in + b * plane * Cin;
-      for (gsize k = 0; k < r->n; k++)
-        o[k] = x[k] * scale;
-      if (Cin == 9)
-        {
-          memcpy (o + r->n, r->mask_latent, plane * sizeof (gfloat));
-          memcpy (o + r->n + plane, masked, r->n * sizeof (gfloat));
-        }
+      memcpy (in + r->n, r->mask_latent, plane * sizeof (gfloat));
+      memcpy (in + r->n + plane, masked, r->n * sizeof (gfloat));
     }
-  g_autoptr (SdclTensor) xt = sdcl_tensor_new_4d (r->engine, SDCL_DTYPE_F32, r->w, r->h, Cin, B,
+  g_autoptr (SdclTensor) xt = sdcl_tensor_new_4d (r->engine, SDCL_DTYPE_F32, r->w, r->h, Cin, 1,
                                                   error);
   if (!xt || !sdcl_tensor_write_f32 (xt, in, error))
     return NULL;
-  const gfloat t[2] = { (gfloat) sdcl_scheduler_timestep (s, i),
-                        (gfloat) sdcl_scheduler_timestep (s, i) };
-  g_autoptr (SdclTensor) y = sdcl_unet_forward_text (r->unet, xt, t, r->text, error);
+  const gfloat t = (gfloat) sdcl_scheduler_timestep (s, i);
+  g_autoptr (SdclTensor) y = sdcl_unet_forward_text (r->unet, xt, &t, r->text, error);
   gfloat *out = y ? sdcl_tensor_read_f32 (y, error) : NULL;
   if (!out || !r->guided)
     return out;

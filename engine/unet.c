@@ -207,10 +207,13 @@ slice_features (const SdclTensor *t, gint64 off, gint64 n, GError **error)
 }
 
 /* kv: the text's keys and values for this block (context · kv2ᵀ, see
- * SdclUnetText). */
+ * SdclUnetText). With copies > 1, x is an input that each of `copies`
+ * texts meets (CFG's two halves): everything before the cross-attention
+ * runs once, then the tokens and the residual are repeated to the text's
+ * batch. */
 static SdclTensor *
 transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor *kv,
-                     GError **error)
+                     gint64 copies, GError **error)
 {
   const gint64 C = t->channels;
   g_autoptr (SdclTensor) n = sdcl_group_norm (x, t->norm.w, t->norm.b, t->groups, 1e-6f, FALSE, error);
@@ -232,6 +235,14 @@ transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor
     if (!o || !sdcl_linear_accumulate (o, t->out1.w, t->out1.b, h, error))
       return NULL;
   }
+  g_autoptr (SdclTensor) x_all = NULL;
+  if (copies > 1)
+    {
+      SdclTensor *all = sdcl_repeat (h, 2, copies, error);
+      if (!step (&h, all) || !(x_all = sdcl_repeat (x, 3, copies, error)))
+        return NULL;
+      x = x_all;
+    }
   /* cross-attention over the text */
   {
     g_autoptr (SdclTensor) a = sdcl_layer_norm (h, t->ln2.w, t->ln2.b, 1e-5f, error);
@@ -251,6 +262,21 @@ transformer_forward (const Transformer *t, const SdclTensor *x, const SdclTensor
   }
   g_autoptr (SdclTensor) out = sdcl_linear (h, t->proj_out.w, t->proj_out.b, error);
   return out ? sdcl_add_tokens_to_image (x, out, error) : NULL;
+}
+
+/* h through a transformer block; while *copies > 1 (the input not yet
+ * repeated to the text's batch, see transformer_forward) the block repeats
+ * it, and the time embedding with it. */
+static gboolean
+attend (SdclTensor **h, SdclTensor **temb, gint64 *copies, const Transformer *t,
+        const SdclTensor *kv, GError **error)
+{
+  if (!step (h, transformer_forward (t, *h, kv, *copies, error)))
+    return FALSE;
+  if (*copies > 1 && !step (temb, sdcl_repeat (*temb, 1, *copies, error)))
+    return FALSE;
+  *copies = 1;
+  return TRUE;
 }
 
 /* ---- the UNet ------------------------------------------------------------------ */
@@ -486,12 +512,12 @@ SdclTensor *
 sdcl_unet_forward (SdclUnet *u, const SdclTensor *x, const gfloat *timesteps,
                    const SdclTensor *context, GError **error)
 {
-  if (context->ne[2] != x->ne[3])
+  if (x->ne[3] < 1 || context->ne[2] % x->ne[3] != 0)
     {
       g_autofree gchar *d = sdcl_tensor_describe (context);
       g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
-                   "UNet context %s: needs %d features and a batch of %" G_GINT64_FORMAT,
-                   d, u->c.context_dim, x->ne[3]);
+                   "UNet context %s: needs %d features and a batch that is a multiple of %"
+                   G_GINT64_FORMAT, d, u->c.context_dim, x->ne[3]);
       return NULL;
     }
   g_autoptr (SdclUnetText) text = sdcl_unet_text_new (u, context, error);
@@ -504,7 +530,11 @@ sdcl_unet_forward_text (SdclUnet *u, const SdclTensor *x, const gfloat *timestep
 {
   const SdclUnetConfig *c = &u->c;
   const gint L = c->n_levels, n = c->layers_per_block;
+  /* an input batch that the text's batch repeats (CFG's halves share
+     their latents): the layers before the first cross-attention run once
+     for all the copies */
   const gint64 B = x->ne[3];
+  gint64 copies = B > 0 && text->batch % B == 0 ? text->batch / B : 0;
   if (x->ne[2] != c->in_channels)
     {
       g_autofree gchar *d = sdcl_tensor_describe (x);
@@ -512,7 +542,7 @@ sdcl_unet_forward_text (SdclUnet *u, const SdclTensor *x, const gfloat *timestep
                    "UNet input %s: needs %d channels", d, c->in_channels);
       return NULL;
     }
-  if (text->unet != u || text->batch != B)
+  if (text->unet != u || copies < 1)
     {
       if (text->unet != u)
         g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_ARGUMENT,
@@ -520,7 +550,7 @@ sdcl_unet_forward_text (SdclUnet *u, const SdclTensor *x, const gfloat *timestep
       else
         g_set_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE,
                      "UNet text: projected for a batch of %" G_GINT64_FORMAT
-                     ", the input has %" G_GINT64_FORMAT, text->batch, B);
+                     ", not a multiple of the input's %" G_GINT64_FORMAT, text->batch, B);
       return NULL;
     }
 #define KV(t) ((const SdclTensor *) g_hash_table_lookup (text->kv, (t)))
@@ -552,7 +582,7 @@ sdcl_unet_forward_text (SdclUnet *u, const SdclTensor *x, const gfloat *timestep
       for (gint j = 0; j < n; j++)
         {
           if (!step (&h, sdcl_resblock_forward (&l->res[j], h, temb, error))
-              || (l->attn && !step (&h, transformer_forward (&l->attn[j], h, KV (&l->attn[j]), error))))
+              || (l->attn && !attend (&h, &temb, &copies, &l->attn[j], KV (&l->attn[j]), error)))
             return NULL;
           g_ptr_array_add (skips, sdcl_tensor_view (h, h->ne, h->nb, 0, NULL));
         }
@@ -566,7 +596,7 @@ sdcl_unet_forward_text (SdclUnet *u, const SdclTensor *x, const gfloat *timestep
         return NULL;
     }
   if (!step (&h, sdcl_resblock_forward (&u->mid_res[0], h, temb, error))
-      || !step (&h, transformer_forward (&u->mid_attn, h, KV (&u->mid_attn), error))
+      || !attend (&h, &temb, &copies, &u->mid_attn, KV (&u->mid_attn), error)
       || !step (&h, sdcl_resblock_forward (&u->mid_res[1], h, temb, error))
       || !mark (u, x->engine, &since, "mid", -1, error))
     return NULL;
@@ -575,12 +605,14 @@ sdcl_unet_forward_text (SdclUnet *u, const SdclTensor *x, const gfloat *timestep
       const Level *l = &u->up[i];
       for (gint j = 0; j <= n; j++)
         {
-          SdclTensor *skip = g_ptr_array_steal_index (skips, skips->len - 1);
-          SdclTensor *cat = sdcl_concat (h, skip, 2, error);
-          sdcl_tensor_free (skip);
-          if (!step (&h, cat)
+          /* a skip from before the text was met, in the text's batch */
+          g_autoptr (SdclTensor) skip = g_ptr_array_steal_index (skips, skips->len - 1);
+          if (skip->ne[3] != h->ne[3]
+              && !step (&skip, sdcl_repeat (skip, 3, h->ne[3] / skip->ne[3], error)))
+            return NULL;
+          if (!step (&h, sdcl_concat (h, skip, 2, error))
               || !step (&h, sdcl_resblock_forward (&l->res[j], h, temb, error))
-              || (l->attn && !step (&h, transformer_forward (&l->attn[j], h, KV (&l->attn[j]), error))))
+              || (l->attn && !attend (&h, &temb, &copies, &l->attn[j], KV (&l->attn[j]), error)))
             return NULL;
         }
       /* up to the size of the skip it meets next: odd sizes were rounded up
@@ -596,6 +628,7 @@ sdcl_unet_forward_text (SdclUnet *u, const SdclTensor *x, const gfloat *timestep
     }
   if (!step (&h, sdcl_group_norm (h, u->norm_out.w, u->norm_out.b, c->groups, c->eps, TRUE, error))
       || !step (&h, sdcl_conv2d (h, u->conv_out.w, u->conv_out.b, 1, 1, error))
+      || (copies > 1 && !step (&h, sdcl_repeat (h, 3, copies, error)))
       || !mark (u, x->engine, &since, "out", -1, error))
     return NULL;
 #undef KV

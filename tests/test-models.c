@@ -156,11 +156,38 @@ check_unet (SdclModel *m, const gchar *key, const gchar *layout)
       g_assert_cmpmem (got, sdcl_tensor_numel (yt) * sizeof (gfloat), want,
                        sdcl_tensor_numel (y) * sizeof (gfloat));
     }
-  /* a text for another batch, or with the wrong features, is refused */
-  g_autoptr (SdclTensor) ctx2 = sdcl_concat (ctx, ctx, 2, &error);
-  g_autoptr (SdclUnetText) text2 = sdcl_unet_text_new (unet, ctx2, &error);
+  /* one input meeting every text of the batch (CFG's halves share their
+     latents): the same as the input repeated, each copy at its text */
+  const gint64 one_ne[4] = { x->ne[0], x->ne[1], x->ne[2], 1 };
+  g_autoptr (SdclTensor) x0 = sdcl_tensor_view (x, one_ne, x->nb, 0, &error);
+  g_autoptr (SdclTensor) xx = x0 ? sdcl_repeat (x0, 3, ctx->ne[2], &error) : NULL;
   g_assert_no_error (error);
-  g_autoptr (SdclTensor) none = sdcl_unet_forward_text (unet, x, t, text2, &error);
+  g_autofree gfloat *t0 = g_new (gfloat, MAX (ctx->ne[2], 2));
+  for (gint64 i = 0; i < MAX (ctx->ne[2], 2); i++)
+    t0[i] = t[0];
+  g_autoptr (SdclTensor) y_rep = sdcl_unet_forward_text (unet, xx, t0, text, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) y_one = sdcl_unet_forward_text (unet, x0, t0, text, &error);
+  g_assert_no_error (error);
+  g_assert_true (sdcl_tensor_same_shape (y_one, y_rep));
+  g_autofree gfloat *v_rep = sdcl_tensor_read_f32 (y_rep, &error);
+  g_autofree gfloat *v_one = sdcl_tensor_read_f32 (y_one, &error);
+  g_assert_no_error (error);
+  g_autofree gchar *what_one = g_strdup_printf ("UNet %s, %s, one input for %" G_GINT64_FORMAT
+                                                " texts", key, layout, ctx->ne[2]);
+  sdcl_test_assert_close (what_one, v_one, v_rep, sdcl_tensor_numel (y_rep), TOL_REL, TOL_NMSE);
+  g_assert_cmpmem (v_one, sdcl_tensor_numel (y_one) * sizeof (gfloat), v_rep,
+                   sdcl_tensor_numel (y_rep) * sizeof (gfloat));
+
+  /* a text whose batch is not a multiple of the input's, or with the
+     wrong features, is refused */
+  const gint64 odd_ne[4] = { ctx->ne[0], ctx->ne[1], 1, ctx->ne[3] };
+  g_autoptr (SdclTensor) ctx1 = sdcl_tensor_view (ctx, odd_ne, ctx->nb, 0, &error);
+  g_autoptr (SdclTensor) ctx3 = ctx1 ? sdcl_repeat (ctx1, 2, 3, &error) : NULL;
+  g_autoptr (SdclUnetText) text_odd = ctx3 ? sdcl_unet_text_new (unet, ctx3, &error) : NULL;
+  g_autoptr (SdclTensor) x2 = sdcl_repeat (x0, 3, 2, &error);
+  g_assert_no_error (error);
+  g_autoptr (SdclTensor) none = sdcl_unet_forward_text (unet, x2, t0, text_odd, &error);
   g_assert_null (none);
   g_assert_error (error, SDCL_OPS_ERROR, SDCL_OPS_ERROR_SHAPE);
   g_clear_error (&error);
