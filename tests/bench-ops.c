@@ -87,6 +87,11 @@ blas_once (Blas *p)
 
 /* the pause between the op and OpenBLAS in time_pair_ratio */
 #define PAIR_PAUSE_US 250000
+/* Pairs at least for a share against OpenBLAS: its median over 5 pairs
+ * still swung by ±20 % between runs of the same build (a product at 72 %
+ * in one, 103 % in the next); over 9, 79-131 % and 92-140 % in two runs
+ * of all ten products. */
+#define PAIR_RUNS 9
 
 static gint
 cmp_double (gconstpointer a, gconstpointer b)
@@ -95,7 +100,8 @@ cmp_double (gconstpointer a, gconstpointer b)
   return (x > y) - (x < y);
 }
 
-/* Best wall times of `repeats` runs (after one warm-up), in seconds: of the
+/* Best wall times of `repeats` runs (PAIR_RUNS at least where a ratio is
+ * asked for; after one warm-up), in seconds: of the
  * op fn (if any; returned) and of OpenBLAS's product ref (if any; in
  * *ref_best), run for run in turns when both are given, so both see the
  * same machine; then *ratio (if not NULL) is the median over the runs of
@@ -107,8 +113,9 @@ time_pair_ratio (OpFn fn, gpointer data, Blas *ref, gdouble *ref_best, gdouble *
 {
   g_autoptr (GError) error = NULL;
   gdouble best = INFINITY, theirs = INFINITY;
-  g_autofree gdouble *ratios = g_new (gdouble, repeats);
-  for (gint r = 0; r <= repeats; r++)
+  const gint runs = ratio ? MAX (repeats, PAIR_RUNS) : repeats;
+  g_autofree gdouble *ratios = g_new (gdouble, runs);
+  for (gint r = 0; r <= runs; r++)
     {
       gdouble dt = INFINITY, bt = INFINITY;
       if (fn)
@@ -141,9 +148,8 @@ time_pair_ratio (OpFn fn, gpointer data, Blas *ref, gdouble *ref_best, gdouble *
     *ref_best = theirs;
   if (ratio)
     {
-      qsort (ratios, repeats, sizeof *ratios, cmp_double);
-      *ratio = repeats % 2 ? ratios[repeats / 2]
-                           : (ratios[repeats / 2 - 1] + ratios[repeats / 2]) / 2;
+      qsort (ratios, runs, sizeof *ratios, cmp_double);
+      *ratio = runs % 2 ? ratios[runs / 2] : (ratios[runs / 2 - 1] + ratios[runs / 2]) / 2;
     }
   return best;
 }
@@ -233,7 +239,7 @@ bench_linear (gint M, gint K, gint N)
   const gdouble ours = time_pair_ratio (op_linear, &a, p, &theirs, &ratio);
   const gdouble flops = 2.0 * M * N * K;
   g_autofree gchar *note = g_strdup_printf ("OpenBLAS %.2f ms (best); share: median of %d runs in turns",
-                                            theirs * 1e3, repeats);
+                                            theirs * 1e3, MAX (repeats, PAIR_RUNS));
   row_against (name, flops, ours, flops / ours / 1e9 / ratio, note);
   sdcl_tensor_free (a.x);
   sdcl_tensor_free (a.w);
