@@ -1537,6 +1537,7 @@ main (int argc, char **argv)
     { "odd-9x11-tails", 44, 20, 9, 11, 2, 1, 1, FALSE },
     { "pad-0-1", 64, 40, 13, 7, 1, 0, 1, FALSE },
     { "pad-2-0-f16-input", 36, 48, 10, 10, 1, 2, 0, TRUE },
+    { "f16-input-40-24x20", 40, 24, 24, 20, 2, 1, 1, TRUE },
   };
   for (guint i = 0; i < G_N_ELEMENTS (winograd); i++)
     {
