@@ -313,6 +313,34 @@ transpose16 (const guint16 *src, gint64 rows, gint64 kc, guint16 *dst, gint64 ld
       dst[k * ld + r] = src[r * PACK_KC + k];
 }
 
+/* o[k] = element k0 + k of a row's packed K (tap, input channel) from the
+ * file's row [n_in][taps], for k < kc: runs of one tap, each a strided
+ * read (a counter per element and a product for its index, as before,
+ * were most of a model's load time). */
+#define GATHER_TAPS(name, T)                                                   \
+  static void                                                                  \
+  name (const T *src, gint64 n_in, gint64 taps, gint64 k0, gint64 kc, T *o)    \
+  {                                                                            \
+    gint64 t = k0 / n_in, i = k0 % n_in;                                       \
+    for (gint64 k = 0; k < kc;)                                                \
+      {                                                                        \
+        const gint64 run = MIN (kc - k, n_in - i);                             \
+        const T *s = src + i * taps + t;                                       \
+        T *d = o + k;                                                          \
+        if (taps == 9)                                                         \
+          for (gint64 q = 0; q < run; q++)                                     \
+            d[q] = s[9 * q];                                                   \
+        else                                                                   \
+          for (gint64 q = 0; q < run; q++)                                     \
+            d[q] = s[q * taps];                                                \
+        k += run;                                                              \
+        i = 0;                                                                 \
+        t++;                                                                   \
+      }                                                                        \
+  }
+GATHER_TAPS (gather_taps16, guint16)
+GATHER_TAPS (gather_taps32, guint32)
+
 static gpointer
 pack_worker (gpointer data)
 {
@@ -354,29 +382,10 @@ pack_worker (gpointer data)
                    * over (input channel, tap); f16 into f16 and f32 into
                    * f32 gather straight into the block */
                   gpointer g = same ? (gpointer) into : (gpointer) raw;
-                  gint64 t = k0 / j->n_in, i = k0 % j->n_in;
                   if (tsize == 2)
-                    {
-                      const guint16 *src = (const guint16 *) row_src[r];
-                      guint16 *o = g;
-                      for (gint64 k = 0; k < kc; k++)
-                        {
-                          o[k] = src[i * j->taps + t];
-                          if (++i == j->n_in)
-                            i = 0, t++;
-                        }
-                    }
+                    gather_taps16 ((const guint16 *) row_src[r], j->n_in, j->taps, k0, kc, g);
                   else
-                    {
-                      const guint32 *src = (const guint32 *) row_src[r];
-                      guint32 *o = g;
-                      for (gint64 k = 0; k < kc; k++)
-                        {
-                          o[k] = src[i * j->taps + t];
-                          if (++i == j->n_in)
-                            i = 0, t++;
-                        }
-                    }
+                    gather_taps32 ((const guint32 *) row_src[r], j->n_in, j->taps, k0, kc, g);
                   if (same)
                     continue;
                   run = raw;
