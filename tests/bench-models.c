@@ -70,12 +70,22 @@ main (int argc, char **argv)
   CHECK (sdcl_engine_build_all (engine, &error));
   g_print ("device: %s\n\n", sdcl_engine_device (engine)->name);
 
-  reset_peaks ();
-  gint64 t0 = g_get_monotonic_time ();
-  g_autoptr (SdclModel) model = sdcl_model_load (engine, path, NULL, &error);
-  CHECK (model);
-  CHECK (sdcl_engine_finish (engine, &error));
-  report ("model load (f16 weights)", (g_get_monotonic_time () - t0) / 1e6);
+  /* the best of three loads, as the op benchmarks take the best of their
+     runs: one load on this host read anywhere from 2.5 to 3.5 s */
+  g_autoptr (SdclModel) model = NULL;
+  gint64 t0 = 0;
+  gdouble load_best = G_MAXDOUBLE;
+  for (gint i = 0; i < 3; i++)
+    {
+      g_clear_pointer (&model, sdcl_model_free);
+      reset_peaks ();
+      t0 = g_get_monotonic_time ();
+      model = sdcl_model_load (engine, path, NULL, &error);
+      CHECK (model);
+      CHECK (sdcl_engine_finish (engine, &error));
+      load_best = MIN (load_best, (g_get_monotonic_time () - t0) / 1e6);
+    }
+  report ("model load (f16 weights, best of 3)", load_best);
 
   /* text encoder: one 77-token chunk (a prompt and the empty prompt) */
   gint32 ids[2 * 77];
