@@ -157,24 +157,29 @@ check_unet (SdclModel *m, const gchar *key, const gchar *layout)
                        sdcl_tensor_numel (y) * sizeof (gfloat));
     }
   /* one input meeting every text of the batch (CFG's halves share their
-     latents): the same as the input repeated, each copy at its text */
+     latents): the same as the input repeated, each copy at its text (a
+     fixture's single text taken twice) */
   const gint64 one_ne[4] = { x->ne[0], x->ne[1], x->ne[2], 1 };
   g_autoptr (SdclTensor) x0 = sdcl_tensor_view (x, one_ne, x->nb, 0, &error);
-  g_autoptr (SdclTensor) xx = x0 ? sdcl_repeat (x0, 3, ctx->ne[2], &error) : NULL;
+  g_autoptr (SdclTensor) ctx_n = ctx->ne[2] >= 2 ? sdcl_tensor_view (ctx, ctx->ne, ctx->nb, 0, &error)
+                                                 : sdcl_repeat (ctx, 2, 2, &error);
+  g_autoptr (SdclUnetText) text_n = ctx_n ? sdcl_unet_text_new (unet, ctx_n, &error) : NULL;
+  const gint64 n_texts = ctx_n ? ctx_n->ne[2] : 0;
+  g_autoptr (SdclTensor) xx = x0 ? sdcl_repeat (x0, 3, n_texts, &error) : NULL;
   g_assert_no_error (error);
-  g_autofree gfloat *t0 = g_new (gfloat, MAX (ctx->ne[2], 2));
-  for (gint64 i = 0; i < MAX (ctx->ne[2], 2); i++)
+  g_autofree gfloat *t0 = g_new (gfloat, n_texts);
+  for (gint64 i = 0; i < n_texts; i++)
     t0[i] = t[0];
-  g_autoptr (SdclTensor) y_rep = sdcl_unet_forward_text (unet, xx, t0, text, &error);
+  g_autoptr (SdclTensor) y_rep = sdcl_unet_forward_text (unet, xx, t0, text_n, &error);
   g_assert_no_error (error);
-  g_autoptr (SdclTensor) y_one = sdcl_unet_forward_text (unet, x0, t0, text, &error);
+  g_autoptr (SdclTensor) y_one = sdcl_unet_forward_text (unet, x0, t0, text_n, &error);
   g_assert_no_error (error);
   g_assert_true (sdcl_tensor_same_shape (y_one, y_rep));
   g_autofree gfloat *v_rep = sdcl_tensor_read_f32 (y_rep, &error);
   g_autofree gfloat *v_one = sdcl_tensor_read_f32 (y_one, &error);
   g_assert_no_error (error);
   g_autofree gchar *what_one = g_strdup_printf ("UNet %s, %s, one input for %" G_GINT64_FORMAT
-                                                " texts", key, layout, ctx->ne[2]);
+                                                " texts", key, layout, n_texts);
   sdcl_test_assert_close (what_one, v_one, v_rep, sdcl_tensor_numel (y_rep), TOL_REL, TOL_NMSE);
   g_assert_cmpmem (v_one, sdcl_tensor_numel (y_one) * sizeof (gfloat), v_rep,
                    sdcl_tensor_numel (y_rep) * sizeof (gfloat));
