@@ -243,18 +243,18 @@ gemm_load_vec (const global float *c, int col, int N)
 
 /* Winograd F(4x4, 3x3) products M[p] = V[p] · U[p] (see cl/winograd.cl)
  * with the weight transform fused, for f16 weights on CPUs. A group takes
- * `jn` (the engine passes 6) positions p = 6i + j of one row i of the 6x6
- * tile: it first computes its columns of U[p] for each of its K input
+ * the 6 positions p = 6i + j of one row i of the 6x6 tile: it first
+ * computes its columns of U[p] for each of its K input
  * channels into local memory, t[kx] = sum over ky of G[i][ky]·g[ky][kx]
  * (rows of G[i] that are 0 skipped), then U[p] = G[j] applied to t, and
- * then runs the jn products as gemm_f16_local. U is never stored: whole,
+ * then runs the 6 products as gemm_f16_local. U is never stored: whole,
  * it is 36 floats per weight written and read back on every call. Weight
  * rows (ky·3 + kx)·Kw + ci of ldw, the columns and the first input
  * channel from w_off; A (V) is [36][M][lda] (a_batch), the K channels from
  * a_off; C (M) is [36][M][ldc] (c_batch), added to with accumulate (the
  * engine's later ranges of input channels). Launch: global (ceil(N /
- * GEMM_TILE_N), ceil(M / 6) rounded to the group, 6 · 6 / jn), local (1,
- * any, 1); bl holds jn · K · GEMM_TILE_N floats. */
+ * GEMM_TILE_N), ceil(M / 6) rounded to the group, 6), local (1, any, 1);
+ * bl holds 6 · K · GEMM_TILE_N floats. */
 constant float wino_g[6][3] = {
   { 0.25f, 0.0f, 0.0f },
   { -1.0f / 6.0f, -1.0f / 6.0f, -1.0f / 6.0f },
@@ -288,23 +288,21 @@ constant float wino_g[6][3] = {
       }                                                                      \
   }
 
-/* U[6i + j] for the group's positions j0 .. j0 + jn - 1 from t */
+/* U[6i + j] for the group's position j from t */
 #define GEMM_WINO_STORE_J(j, h, o)                                           \
-  if ((j) >= j0 && (j) < j0 + jn)                                            \
-    {                                                                        \
-      const gemm_v g_ = wino_g[j][0] * t0##h + wino_g[j][1] * t1##h          \
-                        + wino_g[j][2] * t2##h;                              \
-      GEMM_STORE (g_, bl + ((long) ((j) - j0) * K + k) * GEMM_TILE_N + (o)); \
-    }
+  {                                                                          \
+    const gemm_v g_ = wino_g[j][0] * t0##h + wino_g[j][1] * t1##h            \
+                      + wino_g[j][2] * t2##h;                                \
+    GEMM_STORE (g_, bl + ((long) (j) * K + k) * GEMM_TILE_N + (o));          \
+  }
 
 kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, long a_batch,
-          int M, int K, global const half *w, ulong w_off, long ldw, int Kw, int N, int jn,
+          int M, int K, global const half *w, ulong w_off, long ldw, int Kw, int N,
           global float *c, ulong c_off, long ldc, long c_batch, int accumulate,
           local float *bl)
 {
   const int n0 = get_global_id (0) * GEMM_TILE_N, m0 = get_global_id (1) * GEMM_TM;
-  const int parts = 6 / jn, pi = get_global_id (2) / parts;
-  const int j0 = (get_global_id (2) - pi * parts) * jn;
+  const int pi = get_global_id (2);
   if (n0 < N)
     {
       const global half *w0 = w + w_off + n0;
@@ -329,9 +327,9 @@ kernel void gemm_wino_f16_local (global const float *a, ulong a_off, long lda, l
   const int has_bias = 0;   /* for GEMM_EPILOGUE */
   const global float *bias = c;
   const ulong bias_off = 0;
-  for (int j = 0; j < jn; j++)
+  for (int j = 0; j < 6; j++)
     {
-      const int batch = pi * 6 + j0 + j;
+      const int batch = pi * 6 + j;
       GEMM_LOCAL_PRODUCT (bl + (long) j * K * GEMM_TILE_N);
     }
 }

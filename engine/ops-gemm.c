@@ -315,8 +315,9 @@ transpose16 (const guint16 *src, gint64 rows, gint64 kc, guint16 *dst, gint64 ld
 
 /* o[k] = element k0 + k of a row's packed K (tap, input channel) from the
  * file's row [n_in][taps], for k < kc: runs of one tap, each a strided
- * read (a counter per element and a product for its index, as before,
- * were most of a model's load time). */
+ * read, with the stride a constant for 3x3 weights (a counter per element
+ * and a product for its index, as before, were most of a model's load
+ * time). */
 #define GATHER_TAPS(name, T)                                                   \
   static void                                                                  \
   name (const T *src, gint64 n_in, gint64 taps, gint64 k0, gint64 kc, T *o)    \
@@ -1089,9 +1090,8 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
     k_ranges++;
   const gint64 k_per = (Cin + k_ranges - 1) / k_ranges;
   const gsize panel_bytes = (gsize) k_per * tile_n * sizeof (gfloat);
-  const gint jn = 6;
   const gboolean fused = w->dtype == SDCL_DTYPE_F16 && !dev->is_gpu
-                         && jn * panel_bytes <= budget
+                         && 6 * panel_bytes <= budget
                          && g_strcmp0 (g_getenv ("SDCL_WINOGRAD_FUSED"), "0") != 0;
   /* output channels in blocks of bw (a multiple of 16) whose U fits in
    * WINO_U_BYTES; U [36][bw / 16][Cin][16], f32: per position, panels of 16
@@ -1147,7 +1147,7 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
               const gint64 row_tiles = (tiles + GEMM_TM - 1) / GEMM_TM;
               const gsize local[3] = { 1, MIN (row_tiles, LOCAL_WG_M), 1 };
               const gsize global[3] = { (cols + tile_n - 1) / tile_n,
-                                        sdcl_round_up (row_tiles, local[1]), 36 / jn };
+                                        sdcl_round_up (row_tiles, local[1]), 6 };
               for (gint64 k0 = 0; k0 < Cin; k0 += k_per)
                 {
                   const SdclArg args[] = {
@@ -1156,9 +1156,9 @@ conv_winograd (const SdclTensor *x, const SdclTensor *w, glong ldw, const SdclTe
                     SDCL_ARG_INT (tiles), SDCL_ARG_INT (MIN (k_per, Cin - k0)),
                     SDCL_ARG_MEM (w->mem), SDCL_ARG_ULONG (sdcl_elem_off (w) + co0 + k0 * ldw),
                     SDCL_ARG_LONG (ldw), SDCL_ARG_INT (Cin), SDCL_ARG_INT (cols),
-                    SDCL_ARG_INT (jn), SDCL_ARG_MEM (m->mem), SDCL_ARG_ULONG (0),
+                    SDCL_ARG_MEM (m->mem), SDCL_ARG_ULONG (0),
                     SDCL_ARG_LONG (cols), SDCL_ARG_LONG (tiles * cols), SDCL_ARG_INT (k0 > 0),
-                    SDCL_ARG_LOCAL (jn * panel_bytes),
+                    SDCL_ARG_LOCAL (6 * panel_bytes),
                   };
                   if (!sdcl_launch (engine, "gemm_wino_f16_local", 3, global, local, args,
                                     G_N_ELEMENTS (args), error))
